@@ -1,0 +1,169 @@
+"""AuditLogger: an append-only JSONL trail of every liquidation, linked by correlation ids.
+
+One JSON object per line::
+
+    {"timestamp": "2026-11-25T10:00:00.123456+00:00", "event_type": "LIQUIDATION_START",
+     "correlation_id": "3f2a...", "details": {...}}
+
+Each line is encoded first and written with a single ``os.write`` on an ``O_APPEND`` descriptor, so
+a line is never interleaved with another and a crash leaves at most one torn last line. The file is
+fsynced after ``LIQUIDATION_COMPLETE``. A failed write is logged to the application log and counted
+(``write_errors``); it never raises into the liquidation. Keys that look like secrets are redacted,
+and values registered with ``register_secret`` are masked wherever they appear.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from harness.core.errors import HarnessError
+
+log = logging.getLogger("harness.audit")
+
+DEFAULT_AUDIT_PATH = Path("logs/audit.jsonl")
+REDACTED = "***"
+_SECRET_KEY_MARKERS = ("secret", "signature", "api_key", "apikey", "password", "token", "private_key")
+
+
+class AuditEvent(str, Enum):
+    LIQUIDATION_START = "LIQUIDATION_START"
+    POSITIONS_FETCHED = "POSITIONS_FETCHED"
+    POSITIONS_FETCH_FAILED = "POSITIONS_FETCH_FAILED"
+    ORDER_CANCELLED = "ORDER_CANCELLED"
+    ORDER_CANCEL_FAILED = "ORDER_CANCEL_FAILED"
+    ORDER_PLACED = "ORDER_PLACED"
+    ORDER_REJECTED = "ORDER_REJECTED"
+    LIQUIDATION_DEADLINE_EXCEEDED = "LIQUIDATION_DEADLINE_EXCEEDED"
+    LIQUIDATION_COMPLETE = "LIQUIDATION_COMPLETE"
+
+
+class AuditLogError(HarnessError, OSError):
+    """The audit trail cannot be opened for appending."""
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return repr(value)
+
+
+class AuditLogger:
+    """Append audit events to ``path`` (default logs/audit.jsonl; its directory is created, owner-only)."""
+
+    def __init__(self, path: str | Path = DEFAULT_AUDIT_PATH, *, fsync_events: tuple[str, ...] = ("LIQUIDATION_COMPLETE",)) -> None:
+        self.path = Path(path)
+        self.fsync_events = frozenset(fsync_events)
+        self.event_types: tuple[str, ...] = tuple(e.value for e in AuditEvent)
+        self.write_errors = 0
+        self.events_written = 0
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise AuditLogError(f"audit log {self.path} is not writable: {exc.strerror or exc}") from None
+
+    def register_secret(self, value: str | None) -> None:
+        """Mask ``value`` wherever it would appear in an audit line (API keys, secrets)."""
+        if value and len(value) >= 6:
+            self._secrets.add(value)
+
+    def _redact(self, value: Any, key: str = "") -> Any:
+        if any(marker in key.lower() for marker in _SECRET_KEY_MARKERS):
+            return REDACTED
+        if isinstance(value, Mapping):
+            return {str(k): self._redact(v, str(k)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self._redact(v) for v in value]
+        if isinstance(value, str):
+            for secret in self._secrets:
+                value = value.replace(secret, REDACTED)
+        return value
+
+    def encode(self, event_type: str, correlation_id: str | None, details: Mapping[str, Any] | None = None) -> bytes:
+        """The exact bytes ``log`` appends for this event (one line, newline-terminated)."""
+        record = {
+            "timestamp": datetime.now(UTC).isoformat(),
+            "event_type": AuditEvent(event_type).value if event_type in AuditEvent._value2member_map_ else str(event_type),
+            "correlation_id": correlation_id,
+            "details": self._redact(dict(details or {})),
+        }
+        return (json.dumps(record, default=_json_default, separators=(",", ":")) + "\n").encode("utf-8")
+
+    def log(self, event_type: str | AuditEvent, correlation_id: str | None, details: Mapping[str, Any] | None = None) -> bool:
+        """Append one event; True when written. Never raises: failures are logged and counted."""
+        name = event_type.value if isinstance(event_type, AuditEvent) else str(event_type)
+        try:
+            line = self.encode(name, correlation_id, details)
+            with self._lock:
+                if self._fd is None:
+                    self._open()
+                assert self._fd is not None
+                written = os.write(self._fd, line)
+                if written != len(line):
+                    raise OSError(f"short write: {written} of {len(line)} bytes")
+                if name in self.fsync_events:
+                    os.fsync(self._fd)
+            self.events_written += 1
+            return True
+        except Exception as exc:  # an audit failure must never stop a liquidation
+            self.write_errors += 1
+            log.error("audit write failed for %s (%s): %s", name, correlation_id, exc)
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                try:
+                    os.close(self._fd)
+                finally:
+                    self._fd = None
+
+    def __enter__(self) -> AuditLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def read_audit_lines(path: str | Path) -> list[dict[str, Any]]:
+    """Every parseable line of an audit file; a torn or corrupt line is skipped with a warning."""
+    events: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError:
+                log.warning("audit %s line %d is torn or corrupt; skipped", path, number)
+                continue
+            if isinstance(record, dict):
+                events.append(record)
+    return events

@@ -1,0 +1,80 @@
+"""Exceptions raised by the harness.
+
+The tree::
+
+    HarnessError
+    ├── ConfigError                 bad configuration: names the field, the value and what is allowed
+    └── ExchangeError               an order-manager call failed
+        ├── RetryableExchangeError  certain failure, safe to retry (5xx, -1021, 429 with retry_after)
+        ├── AmbiguousExchangeError  the order MAY have executed: re-read state before sending again
+        └── TerminalExchangeError   retrying cannot help (invalid symbol, bad key, locked symbol)
+
+The engine retries everything except ``TerminalExchangeError``; before retrying a close it re-reads
+the position, so an ambiguous failure never closes the same exposure twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class HarnessError(Exception):
+    """Base class of every error the harness raises on purpose."""
+
+
+class ConfigError(HarnessError, ValueError):
+    """A configuration value is missing, of the wrong type, out of range, or unknown."""
+
+    def __init__(self, field: str, value: Any, allowed: str, *, source: str | None = None) -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        self.source = source
+        where = f" (from {source})" if source else ""
+        super().__init__(f"{field}={value!r}{where}: {allowed}")
+
+
+class ExchangeError(HarnessError):
+    """An exchange call failed. ``code`` is Binance's error code when there is one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        status: int | None = None,
+        symbol: str | None = None,
+    ) -> None:
+        self.code = code
+        self.status = status
+        self.symbol = symbol
+        super().__init__(message)
+
+    @property
+    def terminal(self) -> bool:
+        return False
+
+
+class RetryableExchangeError(ExchangeError):
+    """A certain failure that may succeed later. ``retry_after`` is the server's hint in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class AmbiguousExchangeError(ExchangeError):
+    """The request's outcome is unknown: the order may have executed."""
+
+
+class TerminalExchangeError(ExchangeError):
+    """Retrying cannot help; the engine gives up on this call at once."""
+
+    @property
+    def terminal(self) -> bool:
+        return True
+
+
+def is_terminal(exc: BaseException) -> bool:
+    """True when ``exc`` says retrying is pointless (our own class or an adapter's ``terminal`` flag)."""
+    return bool(getattr(exc, "terminal", False))
