@@ -1,0 +1,156 @@
+"""The harness's pytest plugin: target options, production refusal, Allure run metadata.
+
+Options (one group, each with an ini twin):
+  --testnet          target Binance futures testnet; keys from BINANCE_TESTNET_API_KEY/SECRET
+  --env              TRADING_ENV for the run (production | testnet | development | high-latency)
+  --exchange-url     an exchange root URL instead of the embedded exchange
+  --symbols          symbols scenarios trade (comma-separated)
+  --run-slow         also run tests marked ``slow`` (chaos, soak)
+
+Default target: the embedded Binance-compatible exchange, one per test on a free loopback port.
+With --testnet and no keys the run stops with a usage error naming the variables. When the target
+is production (TRADING_ENV=production with --testnet absent and a production URL, or a production
+--exchange-url), every test marked ``places_orders`` is skipped with a visible reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness.core.errors import ConfigError
+from harness.targets import TESTNET_KEY_VARS, Target, credentials, resolve_target
+
+DEFAULT_SCENARIO_SYMBOLS = "BTCUSDT,ETHUSDT,BNBUSDT"
+PRODUCTION_SKIP_REASON = "target is PRODUCTION: order-placing scenarios never run against production (non-disruptive checks only)"
+TARGET_KEY = pytest.StashKey["RunTarget"]()
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    """What this pytest run tests against."""
+
+    environment: str
+    target: Target | None  # None = the embedded exchange
+    symbols: tuple[str, ...]
+    api_key: str | None = None
+    api_secret: str | None = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.target is None
+
+    @property
+    def is_production(self) -> bool:
+        return self.target is not None and self.target.is_production
+
+    def describe(self) -> str:
+        return "embedded exchange (127.0.0.1)" if self.embedded else self.target.describe()  # type: ignore[union-attr]
+
+
+def _option(config: pytest.Config, name: str, ini: str) -> str | bool | None:
+    value = config.getoption(name)
+    if value in (None, False, ""):
+        value = config.getini(ini)
+    return value
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("liquidation-harness", "emergency-liquidation verification harness")
+    group.addoption("--testnet", action="store_true", default=False,
+                    help="run scenarios against Binance futures testnet (keys from BINANCE_TESTNET_API_KEY/SECRET)")
+    group.addoption("--env", action="store", default=None, dest="harness_env",
+                    help="TRADING_ENV for the run: production | testnet | development | high-latency (default: $TRADING_ENV or testnet)")
+    group.addoption("--exchange-url", action="store", default=None,
+                    help="exchange root URL to test against instead of the embedded exchange")
+    group.addoption("--symbols", action="store", default=None, help=f"symbols scenarios trade (default {DEFAULT_SCENARIO_SYMBOLS})")
+    group.addoption("--run-slow", action="store_true", default=False, help="also run tests marked slow (chaos, soak)")
+    parser.addini("testnet", "run scenarios against Binance futures testnet", type="bool", default=False)
+    parser.addini("trading_env", "TRADING_ENV for the run", default="")
+    parser.addini("exchange_url", "exchange root URL to test against", default="")
+    parser.addini("symbols", "symbols scenarios trade", default="")
+    parser.addini("run_slow", "also run tests marked slow", type="bool", default=False)
+
+
+def resolve_run_target(config: pytest.Config) -> RunTarget:
+    testnet = bool(_option(config, "testnet", "testnet"))
+    url = _option(config, "exchange_url", "exchange_url") or None
+    environment = str(_option(config, "harness_env", "trading_env") or os.environ.get("TRADING_ENV") or "testnet")
+    symbols = tuple(s.strip().upper() for s in str(_option(config, "symbols", "symbols") or DEFAULT_SCENARIO_SYMBOLS).split(",") if s.strip())
+    try:
+        if not testnet and not url and environment != "production":
+            return RunTarget(environment, None, symbols)
+        target = resolve_target(environment, str(url) if url else None, testnet)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"liquidation-harness: {exc}") from None
+    key, secret = credentials(target)
+    if target.kind == "testnet" and not (key and secret):
+        raise pytest.UsageError(
+            "liquidation-harness: --testnet needs credentials: set "
+            f"{TESTNET_KEY_VARS[0]} and {TESTNET_KEY_VARS[1]} in the environment"
+        )
+    if target.is_production:
+        key, secret = None, None  # scenarios never get production keys
+    return RunTarget(environment, target, symbols, key, secret)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[TARGET_KEY] = resolve_run_target(config)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    run = config.stash[TARGET_KEY]
+    return f"liquidation-harness target: {run.describe()}, environment={run.environment}, symbols={','.join(run.symbols)}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    run = config.stash[TARGET_KEY]
+    run_slow = bool(_option(config, "run_slow", "run_slow"))
+    for item in items:
+        if run.is_production and item.get_closest_marker("places_orders"):
+            item.add_marker(pytest.mark.skip(reason=PRODUCTION_SKIP_REASON))
+        if item.get_closest_marker("slow") and not run_slow:
+            item.add_marker(pytest.mark.skip(reason="slow: run with --run-slow"))
+
+
+@pytest.fixture(scope="session")
+def run_target(pytestconfig: pytest.Config) -> RunTarget:
+    """The run's target (embedded exchange, testnet or a custom URL)."""
+    return pytestconfig.stash[TARGET_KEY]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write Allure's environment.properties, executor.json and categories.json next to the results."""
+    alluredir = getattr(session.config.option, "allure_report_dir", None)
+    if not alluredir or hasattr(session.config, "workerinput"):
+        return
+    out = Path(alluredir)
+    out.mkdir(parents=True, exist_ok=True)
+    run = session.config.stash[TARGET_KEY]
+    from harness import __version__
+
+    properties = {
+        "Target": run.describe(),
+        "TRADING_ENV": run.environment,
+        "Symbols": ",".join(run.symbols),
+        "Python": platform.python_version(),
+        "Platform": platform.platform(),
+        "Harness.Version": __version__,
+    }
+    (out / "environment.properties").write_text("".join(f"{k}={v}\n" for k, v in properties.items()), encoding="utf-8")
+    executor = {"name": "liquidation-harness", "type": "pytest", "buildName": os.environ.get("BUILD_NAME", "local run"),
+                "reportName": "Emergency Liquidation - Deployment Validation", "url": os.environ.get("CI_JOB_URL", "")}
+    (out / "executor.json").write_text(json.dumps(executor, indent=2), encoding="utf-8")
+    categories = [
+        {"name": "Timeout / hung shutdown", "matchedStatuses": ["failed", "broken"], "messageRegex": "(?s).*(timeout|deadline|hang|Timeout).*"},
+        {"name": "Exchange rejection", "matchedStatuses": ["failed", "broken"],
+         "messageRegex": "(?s).*(BinanceAPIException|ExchangeError|code=-\\d+|APIError).*"},
+        {"name": "Assertion (checklist item not met)", "matchedStatuses": ["failed"], "traceRegex": "(?s).*AssertionError.*"},
+        {"name": "Harness or environment error", "matchedStatuses": ["broken"]},
+    ]
+    (out / "categories.json").write_text(json.dumps(categories, indent=2), encoding="utf-8")

@@ -1,0 +1,92 @@
+"""Where a bot or a scenario sends orders, and which credentials belong there.
+
+Three kinds of target:
+- ``production``: Binance USD-M futures (no URL given, or a binance.com / binance.us futures host);
+  keys from BINANCE_API_KEY / BINANCE_API_SECRET.
+- ``testnet``: Binance futures testnet (``--testnet`` / TRADING_ENV=testnet, default python-binance's
+  testnet URL, or a known testnet host); keys from BINANCE_TESTNET_API_KEY / BINANCE_TESTNET_API_SECRET.
+- ``custom``: any other URL, e.g. the embedded exchange on 127.0.0.1; test keys from the TESTNET
+  variables (production keys are never sent to an unknown host).
+
+Testnet keys are never used against production and production keys never against anything else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from harness.core.errors import ConfigError
+
+TESTNET_KEY_VARS = ("BINANCE_TESTNET_API_KEY", "BINANCE_TESTNET_API_SECRET")
+PRODUCTION_KEY_VARS = ("BINANCE_API_KEY", "BINANCE_API_SECRET")
+PRODUCTION_HOSTS = ("fapi.binance.com", "fapi.binance.us", "fapi1.binance.com", "fapi2.binance.com", "fapi3.binance.com")
+TESTNET_HOSTS = ("testnet.binancefuture.com", "demo-fapi.binance.com")
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str  # production | testnet | custom
+    base_url: str | None  # exchange root without /fapi; None = python-binance's default for the kind
+
+    @property
+    def key_vars(self) -> tuple[str, str]:
+        return PRODUCTION_KEY_VARS if self.kind == "production" else TESTNET_KEY_VARS
+
+    @property
+    def is_production(self) -> bool:
+        return self.kind == "production"
+
+    def describe(self) -> str:
+        return f"{self.kind} ({self.base_url or 'python-binance default URL'})"
+
+
+def classify_url(url: str) -> str:
+    """``production``, ``testnet`` or ``custom`` for an exchange URL."""
+    parsed = urlparse(url if "://" in url else f"https://{url}")
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError("exchange_url", url, "allowed: an http(s) URL such as http://127.0.0.1:8080")
+    host = parsed.hostname.lower()
+    if host in PRODUCTION_HOSTS or (host.endswith(".binance.com") and host not in TESTNET_HOSTS):
+        return "production"
+    if host in TESTNET_HOSTS:
+        return "testnet"
+    return "custom"
+
+
+def resolve_target(environment: str, exchange_url: str | None = None, testnet: bool = False) -> Target:
+    """The target for a run: an explicit URL wins, then --testnet, then the environment."""
+    if exchange_url:
+        url = exchange_url.rstrip("/")
+        if url.endswith("/fapi"):
+            url = url[: -len("/fapi")]
+        kind = classify_url(url)
+        if testnet and kind == "production":
+            raise ConfigError("exchange_url", exchange_url, "is a production URL but --testnet was given")
+        return Target(kind, url)
+    if testnet or environment == "testnet":
+        return Target("testnet", None)
+    if environment == "production":
+        return Target("production", None)
+    raise ConfigError(
+        "exchange_url", None, f"environment {environment!r} needs --exchange-url (or use --testnet / TRADING_ENV=testnet)"
+    )
+
+
+def credentials(target: Target, environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+    """(api_key, api_secret) for ``target`` from the environment; (None, None) when unset."""
+    environ = os.environ if environ is None else environ
+    key_var, secret_var = target.key_vars
+    return environ.get(key_var) or None, environ.get(secret_var) or None
+
+
+def require_credentials(target: Target, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """Credentials for ``target`` or a ConfigError naming the missing variables."""
+    key, secret = credentials(target, environ)
+    missing = [name for name, value in zip(target.key_vars, (key, secret), strict=True) if not value]
+    if missing:
+        raise ConfigError(missing[0], None, f"{' and '.join(missing)} must be set in the environment for {target.kind}")
+    assert key and secret
+    return key, secret
