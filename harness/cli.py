@@ -81,6 +81,18 @@ def validate_command(environment: str, strict: bool, config_file: Path | None, a
     sys.exit(EXIT_OK if report.valid and report.ready else EXIT_FAILED)
 
 
+def _register_commands() -> None:
+    """Commands that live beside their subsystems (imported here so `--help` lists them all)."""
+    from harness.bot import bot_command
+    from harness.report.cli import audit_command, report_command
+
+    for command in (bot_command, report_command, audit_command):
+        cli.add_command(command)
+
+
+_register_commands()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit code (click's usage errors exit 2)."""
     try:
