@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.checklist import CHECKLIST_LABEL, EPIC, item as checklist_item
 from harness.core.errors import ConfigError
 from harness.targets import TESTNET_KEY_VARS, Target, credentials, resolve_target
 
@@ -100,7 +101,22 @@ def resolve_run_target(config: pytest.Config) -> RunTarget:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "checklist(item_id): the deployment-checklist item this test verifies (harness.checklist ids)")
+    config.addinivalue_line("markers", "allure_label: allure label marker")  # registered by allure-pytest too; strict-markers safe without it
     config.stash[TARGET_KEY] = resolve_run_target(config)
+
+
+def checklist_marks(item_id: str) -> list[pytest.MarkDecorator]:
+    """Allure labels for a checklist item: epic, feature (section), story (box), severity, checklist_item."""
+    entry = checklist_item(item_id)
+    label = pytest.mark.allure_label
+    return [
+        label(EPIC, label_type="epic"),
+        label(entry.feature, label_type="feature"),
+        label(entry.story, label_type="story"),
+        label(entry.severity, label_type="severity"),
+        label(entry.id, label_type=CHECKLIST_LABEL),
+    ]
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -108,10 +124,18 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"liquidation-harness target: {run.describe()}, environment={run.environment}, symbols={','.join(run.symbols)}"
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     run = config.stash[TARGET_KEY]
     run_slow = bool(_option(config, "run_slow", "run_slow"))
     for item in items:
+        for marker in item.iter_markers("checklist"):
+            try:
+                marks = checklist_marks(str(marker.args[0]))
+            except (IndexError, KeyError) as exc:
+                raise pytest.UsageError(f"{item.nodeid}: bad checklist marker: {exc}") from None
+            for mark in marks:
+                item.add_marker(mark)
         if run.is_production and item.get_closest_marker("places_orders"):
             item.add_marker(pytest.mark.skip(reason=PRODUCTION_SKIP_REASON))
         if item.get_closest_marker("slow") and not run_slow:
