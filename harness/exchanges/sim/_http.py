@@ -1,0 +1,227 @@
+"""The HTTP pipeline of the simulator: parse, rate-limit, authenticate, inject faults, dispatch.
+
+One aiohttp handler serves every ``/fapi`` path. Order of checks (as Binance): unknown path (404),
+request weight and order counts (429 / 418), API key (-2015, 401), ``timestamp``/``recvWindow``
+(-1021), signature (-1022), then the fault plan, then the endpoint itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from ._auth import signature_valid
+from ._endpoints import BY_ROUTE, Endpoint
+from ._models import SimBookError
+from ._ratelimit import RateLimiter, RateLimitExceeded
+from ._routes import HANDLERS, Call, order_count, request_symbols
+from .book import SimBook
+from .faults import FaultPlan, FaultRule
+
+DEFAULT_RECV_WINDOW = 5000
+FUTURE_TOLERANCE_MS = 1000
+_HIDDEN_PARAMS = frozenset({"signature"})
+HTML_502 = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the simulator saw it; ``params`` never include the signature."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    status: int
+    code: int | None
+    time: float
+    faults: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass
+class HttpSettings:
+    book: SimBook
+    faults: FaultPlan
+    limiter: RateLimiter
+    api_key: str
+    api_secret: str
+    recv_window_max: int
+    record: Callable[[RequestRecord], None]
+
+
+class _Reply(Exception):
+    """Internal: stop the pipeline and answer with this response."""
+
+    def __init__(self, response: web.StreamResponse) -> None:
+        self.response = response
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(text=json.dumps(data, separators=(",", ":")), status=status,
+                        content_type="application/json", headers=headers)
+
+
+class HttpFace:
+    """The aiohttp request handler over shared settings."""
+
+    def __init__(self, settings: HttpSettings) -> None:
+        self.s = settings
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        raw_query = request.raw_path.partition("?")[2]
+        raw_body = (await request.read()).decode("utf-8", "replace") if request.can_read_body else ""
+        params = dict(parse_qsl(raw_query, keep_blank_values=True))
+        params.update(parse_qsl(raw_body, keep_blank_values=True))
+        shown = {k: v for k, v in params.items() if k not in _HIDDEN_PARAMS}
+        fired: list[FaultRule] = []
+        try:
+            response, fired = await self._pipeline(request, params, raw_query, raw_body)
+        except _Reply as reply:
+            response = reply.response
+        except SimBookError as exc:
+            response = json_response(exc.to_api(), exc.status)
+        except asyncio.CancelledError:  # client gone or server stopping while the call hung
+            self.s.record(RequestRecord(request.method, request.path, shown, 0, None, time.time(), ("cancelled",)))
+            raise
+        code = _code_of(response) if response.status >= 400 else None
+        self.s.record(RequestRecord(request.method, request.path, shown, response.status, code, time.time(),
+                                    tuple(r.kind for r in fired)))
+        return response
+
+    async def _pipeline(self, request: web.Request, params: dict[str, str], raw_query: str,
+                        raw_body: str) -> tuple[web.StreamResponse, list[FaultRule]]:
+        endpoint = self._endpoint(request)
+        headers = self._admit(endpoint, params)
+        if endpoint.signed:
+            self._authenticate(request, params, raw_query, raw_body, headers)
+        decision = self.s.faults.draw(endpoint.names, request_symbols(params), http=True)
+        if decision.latency:
+            await asyncio.sleep(decision.latency)
+        if decision.hang is not None:
+            await self.s.faults.wait_hang_async(decision.hang)
+        outcome = decision.outcome
+        if outcome is not None and outcome.kind == "error":
+            extra = {"Retry-After": str(outcome.retry_after)} if outcome.retry_after is not None else {}
+            return json_response({"code": outcome.code, "msg": outcome.msg}, outcome.status or 400,
+                                 {**headers, **extra}), decision.fired
+        executes = outcome is None or outcome.kind in ("lock_symbol", "unknown_status_executed") or outcome.executed
+        body: Any = None
+        status = 200
+        if executes:
+            call = Call(self.s.book, params, self.s.limiter.limits, decision.fill_ratio,
+                        outcome if outcome is not None and outcome.kind == "lock_symbol" else None)
+            try:
+                body = HANDLERS[(endpoint.method, endpoint.path)](call)
+            except SimBookError as exc:
+                body, status = exc.to_api(), exc.status
+        if outcome is None or outcome.kind == "lock_symbol":
+            return json_response(body, status, headers), decision.fired
+        return self._corrupt(request, outcome, body, headers), decision.fired
+
+    def _endpoint(self, request: web.Request) -> Endpoint:
+        path = request.path
+        endpoint = BY_ROUTE.get((request.method, path[len("/fapi/"):])) if path.startswith("/fapi/") else None
+        if endpoint is None:
+            raise _Reply(json_response({"code": -5000, "msg": f"Path {path}, Method {request.method} is invalid"},
+                                       404))
+        return endpoint
+
+    def _admit(self, endpoint: Endpoint, params: dict[str, str]) -> dict[str, str]:
+        weight = endpoint.weight
+        if endpoint.path == "v1/openOrders" and not params.get("symbol"):
+            weight = 40
+        try:
+            return self.s.limiter.admit(weight, order_count(endpoint.method, endpoint.path, params))
+        except RateLimitExceeded as exc:
+            raise _Reply(json_response(exc.to_api(), exc.status, exc.headers)) from None
+
+    def _authenticate(self, request: web.Request, params: dict[str, str], raw_query: str, raw_body: str,
+                      headers: dict[str, str]) -> None:
+        def fail(code: int, msg: str, status: int = 400) -> _Reply:
+            return _Reply(json_response({"code": code, "msg": msg}, status, headers))
+
+        key = request.headers.get("X-MBX-APIKEY")
+        if not key:
+            raise fail(-2014, "API-key format invalid.", 401)
+        if key != self.s.api_key:
+            raise fail(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+        timestamp = _int_param(params, "timestamp", required=True)
+        recv_window = _int_param(params, "recvWindow", required=False)
+        window = DEFAULT_RECV_WINDOW if recv_window is None else recv_window
+        if window <= 0 or window > self.s.recv_window_max:
+            raise fail(-1131, f"recvWindow must be less than {self.s.recv_window_max}.")
+        now = self.s.book.now_ms()
+        if not (timestamp < now + FUTURE_TOLERANCE_MS and now - timestamp <= window):
+            raise fail(-1021, "Timestamp for this request is outside of the recvWindow.")
+        signature = params.get("signature")
+        if not signature:
+            raise fail(-1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
+        if not signature_valid(self.s.api_secret, signature, raw_query, raw_body):
+            raise fail(-1022, "Signature for this request is not valid.")
+
+    @staticmethod
+    def _corrupt(request: web.Request, rule: FaultRule, body: Any, headers: dict[str, str]) -> web.StreamResponse:
+        if rule.kind == "unknown_status_executed":
+            return json_response({"code": rule.code, "msg": rule.msg}, rule.status or 503, headers)
+        if rule.kind == "html_body":
+            return web.Response(text=HTML_502, status=rule.status or 502, content_type="text/html", headers=headers)
+        if rule.kind == "malformed_body":
+            text = json.dumps(body if body is not None else {"code": 200, "msg": "success"})
+            return web.Response(text=text[: max(1, len(text) // 2)], status=rule.status or 200,
+                                content_type="application/json", headers=headers)
+        _reset(request)
+        raise _Reply(web.Response(status=499))
+
+
+def _reset(request: web.Request) -> None:
+    """Drop the connection with a TCP RST (SO_LINGER 0), as a crashed proxy would."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()
+
+
+def _int_param(params: dict[str, str], name: str, *, required: bool) -> int | None:
+    value = params.get(name)
+    if value in (None, ""):
+        if required:
+            raise SimBookError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise SimBookError(-1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.") \
+            from None
+
+
+def _code_of(response: web.StreamResponse) -> int | None:
+    if not isinstance(response, web.Response) or response.content_type != "application/json":
+        return None
+    try:
+        data = json.loads(response.text or "")
+    except ValueError:
+        return None
+    code = data.get("code") if isinstance(data, dict) else None
+    return code if isinstance(code, int) else None

@@ -1,0 +1,55 @@
+"""Decimal helpers shared by the simulator: parsing, step rounding, Binance-style formatting."""
+
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
+
+ZERO = Decimal(0)
+
+
+def to_decimal(value: object, field: str) -> Decimal:
+    """``value`` (str, int, Decimal or float) as a finite Decimal; floats go through ``str``.
+
+    Raises ``ValueError`` naming ``field`` when the value is not a finite number.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{field}={value!r}: expected a decimal number (str, int, Decimal or float), not a bool")
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, (int, float, str)):
+        try:
+            result = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise ValueError(f"{field}={value!r}: expected a decimal number such as '0.010'") from None
+    else:
+        raise ValueError(f"{field}={value!r}: expected a decimal number (str, int, Decimal or float)")
+    if not result.is_finite():
+        raise ValueError(f"{field}={value!r}: expected a finite decimal number")
+    return result
+
+
+def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
+    """``value`` rounded DOWN (towards zero) to a multiple of ``step``, with the step's exponent."""
+    if step <= 0:
+        raise ValueError(f"step={step!r}: must be > 0")
+    units = (value / step).to_integral_value(rounding=ROUND_DOWN)
+    return (units * step).quantize(step)
+
+
+def is_multiple(value: Decimal, step: Decimal) -> bool:
+    """True when ``value`` is an exact multiple of ``step``."""
+    return value % step == 0
+
+
+def fmt(value: Decimal, step: Decimal | None = None) -> str:
+    """Binance-style plain decimal string; with ``step``, shown with the step's number of decimals."""
+    if step is not None:
+        return f"{value:.{decimals_of(step)}f}"
+    text = format(value.normalize(), "f")
+    return text if text != "-0" else "0"
+
+
+def decimals_of(step: Decimal) -> int:
+    """Number of decimal places a step allows (``0.001`` -> 3, ``1`` -> 0)."""
+    exponent = step.normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0

@@ -1,0 +1,267 @@
+"""``BinanceSimulator``: Binance USD-M futures REST over real HTTP on 127.0.0.1.
+
+The real python-binance client talks to it (set ``client.FUTURES_URL = sim.base_url + "/fapi"``).
+It serves from its own thread and event loop (aiohttp), so a test can use it from sync code or
+from inside another event loop, a hung request never blocks the others, and ``stop()`` returns
+promptly even with hung requests (it releases the fault plan's hangs, then cancels what is left).
+
+    with BinanceSimulator() as sim:                     # or: async with BinanceSimulator() as sim:
+        sim.book.set_position("BTCUSDT", "0.010")
+        sim.faults.error(503, endpoint="new_order", times=1)
+        client = Client(sim.api_key, sim.api_secret, ping=False)
+        client.FUTURES_URL = sim.base_url + "/fapi"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import secrets
+import threading
+from collections.abc import Mapping
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from harness.core.errors import ConfigError
+
+from ._http import HttpFace, HttpSettings, RequestRecord
+from ._models import Fill
+from ._ratelimit import RateLimiter, RateLimits
+from .book import SimBook
+from .faults import FaultPlan
+
+START_TIMEOUT_SECONDS = 10.0
+STOP_TIMEOUT_SECONDS = 10.0
+SHUTDOWN_GRACE_SECONDS = 0.5
+COUNTDOWN_TICK_SECONDS = 0.01
+
+
+def _loopback(host: str) -> str:
+    if host == "localhost":
+        return host
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return host
+    except ValueError:
+        pass
+    raise ConfigError("host", host, "a loopback address (127.0.0.1, ::1 or localhost): the simulator's "
+                                    "credentials are public test values")
+
+
+class BinanceSimulator:
+    """The embedded exchange's HTTP face over a ``SimBook`` and a ``FaultPlan``."""
+
+    def __init__(
+        self,
+        book: SimBook | None = None,
+        faults: FaultPlan | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        recv_window_max: int = 60000,
+        rate_limits: RateLimits | Mapping[str, int] | None = None,
+    ) -> None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ConfigError("port", port, "an integer in 0..65535 (0 = any free port)")
+        if isinstance(recv_window_max, bool) or not isinstance(recv_window_max, int) or recv_window_max < 1:
+            raise ConfigError("recv_window_max", recv_window_max, "an integer number of milliseconds >= 1")
+        self.host = _loopback(host)
+        self.book = book if book is not None else SimBook()
+        self.faults = faults if faults is not None else FaultPlan()
+        self.api_key = api_key or secrets.token_hex(32)
+        self.api_secret = api_secret or secrets.token_hex(32)
+        self.recv_window_max = recv_window_max
+        self._limiter = RateLimiter(RateLimits.coerce(rate_limits))
+        self._requested_port = port
+        self._port: int | None = None
+        self._log_lock = threading.Lock()
+        self._requests: list[RequestRecord] = []
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._countdown_cond = threading.Condition()
+        self._countdowns_fired: list[tuple[str, int]] = []
+
+    def __repr__(self) -> str:  # never shows the credentials
+        where = self.base_url if self._port else "not started"
+        return f"<BinanceSimulator {where}>"
+
+    # ------------------------------------------------------------ lifecycle
+    @property
+    def running(self) -> bool:
+        return self._port is not None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("BinanceSimulator is not started: call start() or use it as a context manager")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``; python-binance's ``FUTURES_URL`` is this plus ``/fapi``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> BinanceSimulator:
+        """Serve in a background thread; returns once the port is bound."""
+        if self._thread is not None:
+            return self
+        self._ready.clear()
+        self._start_error = None
+        self._thread = threading.Thread(target=self._serve, name="binance-simulator", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(START_TIMEOUT_SECONDS):
+            raise RuntimeError(f"BinanceSimulator did not start within {START_TIMEOUT_SECONDS} s")
+        if self._start_error is not None:
+            self._thread.join(STOP_TIMEOUT_SECONDS)
+            self._thread = None
+            raise RuntimeError(f"BinanceSimulator could not serve on {self.host}:{self._requested_port}: "
+                               f"{self._start_error}") from self._start_error
+        return self
+
+    def stop(self) -> None:
+        """Stop serving: release hung calls, cancel what is left, join the thread."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        self.faults.release_hangs()
+        try:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(STOP_TIMEOUT_SECONDS)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(STOP_TIMEOUT_SECONDS)
+            self._thread = self._loop = None
+            self._port = None
+
+    def __enter__(self) -> BinanceSimulator:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> BinanceSimulator:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await asyncio.to_thread(self.stop)
+
+    def _serve(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._startup())
+        except BaseException as exc:  # reported by start()
+            self._start_error = exc
+            loop.close()
+            self._ready.set()
+            return
+        self._loop = loop
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+            loop.run_until_complete(asyncio.sleep(0))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _startup(self) -> None:
+        settings = HttpSettings(self.book, self.faults, self._limiter, self.api_key, self.api_secret,
+                                self.recv_window_max, self._record)
+        runner = web.AppRunner(HttpFace(settings).app(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+                               handler_cancellation=True)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self._requested_port)
+        await site.start()
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+        asyncio.get_running_loop().create_task(self._countdown_ticker())
+
+    async def _shutdown(self) -> None:
+        if self._runner is not None:
+            self.faults.release_hangs()
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _countdown_ticker(self) -> None:
+        """Fire dead-man's switches when they run out (the book itself does no I/O or timing)."""
+        while True:
+            fired = self.book.run_due_countdowns()
+            if fired:
+                with self._countdown_cond:
+                    self._countdowns_fired.extend(fired.items())
+                    self._countdown_cond.notify_all()
+            await asyncio.sleep(COUNTDOWN_TICK_SECONDS)
+
+    @property
+    def countdowns_fired(self) -> list[tuple[str, int]]:
+        """(symbol, orders cancelled) for every dead-man's switch that ran out, oldest first."""
+        with self._countdown_cond:
+            return list(self._countdowns_fired)
+
+    def wait_for_countdown(self, symbol: str, timeout: float = 5.0) -> int | None:
+        """Block until the symbol's switch fires; the orders it cancelled, or None on ``timeout``."""
+        def fired() -> int | None:
+            return next((n for s, n in self._countdowns_fired if s == symbol), None)
+
+        with self._countdown_cond:
+            self._countdown_cond.wait_for(lambda: fired() is not None, timeout)
+            return fired()
+
+    # ------------------------------------------------------------ control API
+    def set_position(self, symbol: str, amount: str | Decimal | int, position_side: str = "BOTH", *,
+                     entry_price: str | Decimal | None = None) -> None:
+        self.book.set_position(symbol, amount, position_side, entry_price=entry_price)
+
+    def set_mark_price(self, symbol: str, price: str | Decimal) -> list[Fill]:
+        return self.book.set_mark_price(symbol, price)
+
+    def set_hedge_mode(self, enabled: bool) -> None:
+        self.book.set_hedge_mode(enabled)
+
+    def place_order(self, symbol: str, side: str, order_type: str, quantity: str | Decimal | None = None,
+                    price: str | Decimal | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Seed an order straight into the book (no HTTP, no rate limit); Binance's JSON back."""
+        return self.book.place_order(symbol, side, order_type, quantity, price, **kwargs).to_api()
+
+    def place_algo_order(self, symbol: str, side: str, order_type: str, **kwargs: Any) -> dict[str, Any]:
+        return self.book.place_algo_order(symbol, side, order_type, **kwargs).to_api()
+
+    @property
+    def request_log(self) -> list[RequestRecord]:
+        """Every request served, oldest first; parameters never include the signature."""
+        with self._log_lock:
+            return list(self._requests)
+
+    def requests_to(self, path: str, method: str | None = None) -> list[RequestRecord]:
+        """Logged requests whose path ends with ``path`` (e.g. ``"v1/order"``), of ``method`` if given."""
+        return [r for r in self.request_log if r.path.endswith(path) and method in (None, r.method)]
+
+    @property
+    def fill_log(self) -> list[Fill]:
+        return self.book.fill_log
+
+    @property
+    def rate_limited_count(self) -> int:
+        """How many requests got HTTP 429."""
+        return self._limiter.rejected_429
+
+    @property
+    def banned_count(self) -> int:
+        """How many requests got HTTP 418 (banned)."""
+        return self._limiter.rejected_418
+
+    def _record(self, record: RequestRecord) -> None:
+        with self._log_lock:
+            self._requests.append(record)
