@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from harness.core.errors import ConfigError
+from harness.exchanges.hosts import host_kind
 
 TESTNET_KEY_VARS = ("BINANCE_TESTNET_API_KEY", "BINANCE_TESTNET_API_SECRET")
 PRODUCTION_KEY_VARS = ("BINANCE_API_KEY", "BINANCE_API_SECRET")
-PRODUCTION_HOSTS = ("fapi.binance.com", "fapi.binance.us", "fapi1.binance.com", "fapi2.binance.com", "fapi3.binance.com")
-TESTNET_HOSTS = ("testnet.binancefuture.com", "demo-fapi.binance.com")
 
 
 @dataclass(frozen=True)
@@ -44,16 +43,11 @@ class Target:
 
 
 def classify_url(url: str) -> str:
-    """``production``, ``testnet`` or ``custom`` for an exchange URL."""
+    """``production``, ``testnet`` or ``custom`` for an exchange URL (see harness.exchanges.hosts)."""
     parsed = urlparse(url if "://" in url else f"https://{url}")
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ConfigError("exchange_url", url, "allowed: an http(s) URL such as http://127.0.0.1:8080")
-    host = parsed.hostname.lower()
-    if host in PRODUCTION_HOSTS or (host.endswith(".binance.com") and host not in TESTNET_HOSTS):
-        return "production"
-    if host in TESTNET_HOSTS:
-        return "testnet"
-    return "custom"
+    return host_kind(url)
 
 
 def resolve_target(environment: str, exchange_url: str | None = None, testnet: bool = False) -> Target:

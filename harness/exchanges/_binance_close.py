@@ -1,0 +1,247 @@
+"""Closing one side of one symbol's position with MARKET orders, without ever closing it twice.
+
+``MarketCloser.run(quantity)``:
+
+1. plans the orders (rounded down to the step, split above ``MARKET_LOT_SIZE.maxQty``; a remainder
+   below the step or minQty is reported, not sent) and sends them one after another, each with its
+   own deterministic ``newClientOrderId`` and ``newOrderRespType=RESULT``; one-way mode sends
+   ``reduceOnly=true``, hedge mode sends ``positionSide`` (SELL closes LONG, BUY closes SHORT);
+2. an ambiguous failure (timeout, -1006, -1007, 503 "Unknown error", other unexplained 5xx, -4116)
+   is resolved by ``GET /fapi/v1/order?origClientOrderId=`` before anything is resent: found -> use
+   its result; -2013 -> it was never placed, resend with the same id; query failed -> raise
+   ``AmbiguousExchangeError`` (the engine re-reads the position before retrying);
+3. -4061: re-read the position mode once and resend in the right form; terminal if it persists;
+4. -2022: cancel the symbol's orders, re-read the position, resubmit once with the re-read size
+   (never more than was still to close; nothing when that side is flat);
+5. an order that filled only partly (and made progress) is followed up for the shortfall, at most
+   ``MAX_FOLLOW_UPS`` times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+from harness.core.errors import (
+    AmbiguousExchangeError,
+    ExchangeError,
+    RetryableExchangeError,
+    TerminalExchangeError,
+)
+from harness.exchanges._binance_errors import NOT_FOUND_CODES, POSITION_SIDE_MISMATCH, REDUCE_ONLY_REJECTED
+from harness.exchanges._binance_rules import SymbolRules, plan_market_orders, to_decimal
+from harness.exchanges._binance_session import BinanceSession
+
+#: sends of one order (same client id) when each attempt is proven never placed
+MAX_SENDS = 3
+MAX_FOLLOW_UPS = 3
+#: final statuses of a MARKET order whose shortfall may be followed up
+FOLLOW_UP_STATUSES = frozenset({"PARTIALLY_FILLED", "EXPIRED", "EXPIRED_IN_MATCH", "CANCELED", "FILLED"})
+ZERO = Decimal("0")
+
+
+def _decimal(value: Any, name: str) -> Decimal:
+    try:
+        return to_decimal(value if value not in (None, "") else "0", name=name)
+    except ValueError as exc:
+        raise RetryableExchangeError(f"unexpected exchange reply: {exc}") from None
+
+
+class MarketCloser:
+    """One ``execute_market_close`` call (see the module docstring)."""
+
+    def __init__(
+        self,
+        session: BinanceSession,
+        rules: SymbolRules,
+        side: str,
+        *,
+        hedge: bool,
+        next_client_order_id: Callable[[], str],
+        refresh_hedge_mode: Callable[[], Awaitable[bool]],
+    ) -> None:
+        self.session = session
+        self.rules = rules
+        self.symbol = rules.symbol
+        self.side = side
+        self.hedge = hedge
+        self._next_id = next_client_order_id
+        self._refresh_mode = refresh_hedge_mode
+        self.executed = ZERO
+        self.notional = ZERO
+        self.target = ZERO
+        self.order_ids: list[Any] = []
+        self.client_order_ids: list[str] = []
+        self.last_status: str | None = None
+        self.already_flat = False
+
+    @property
+    def position_side(self) -> str:
+        if not self.hedge:
+            return "BOTH"
+        return "LONG" if self.side == "SELL" else "SHORT"
+
+    async def run(self, quantity: Decimal) -> dict[str, Any]:
+        plan = plan_market_orders(quantity, self.rules)
+        if not plan.chunks:
+            raise TerminalExchangeError(
+                f"execute_market_close {self.symbol}: quantity={quantity} is below what one MARKET order can carry "
+                f"(minQty {self.rules.min_qty}, stepSize {self.rules.step_size}); nothing was sent",
+                symbol=self.symbol,
+            )
+        self.target = plan.total
+        pending = list(plan.chunks)
+        reduce_only_retried = False
+        follow_ups = 0
+        while pending:
+            qty = pending.pop(0)
+            try:
+                order, client_order_id = await self._place(qty)
+            except ExchangeError as exc:
+                if exc.code != REDUCE_ONLY_REJECTED or reduce_only_retried:
+                    raise
+                reduce_only_retried = True
+                pending = await self._after_reduce_only_rejection()
+                continue
+            filled = self._record(order, client_order_id)
+            shortfall = qty - filled
+            if shortfall > 0 and filled > 0 and self.last_status in FOLLOW_UP_STATUSES and follow_ups < MAX_FOLLOW_UPS:
+                follow_ups += 1
+                more = plan_market_orders(shortfall, self.rules).chunks
+                pending.extend(more)
+        return self._result(plan.requested, plan.remainder)
+
+    # -- one order -------------------------------------------------------------------------
+    def _params(self, qty: Decimal, client_order_id: str) -> dict[str, str]:
+        params = {
+            "side": self.side,
+            "type": "MARKET",
+            "quantity": format(qty, "f"),
+            "newClientOrderId": client_order_id,
+            "newOrderRespType": "RESULT",
+        }
+        if self.hedge:
+            params["positionSide"] = self.position_side
+        else:
+            params["reduceOnly"] = "true"
+        return params
+
+    async def _place(self, qty: Decimal) -> tuple[dict[str, Any], str]:
+        client_order_id = self._next_id()
+        mode_rechecked = False
+        for _send in range(MAX_SENDS):
+            params = self._params(qty, client_order_id)
+            try:
+                order = await self.session.call("futures_create_order", symbol=self.symbol, idempotent=False, **params)
+                return order, client_order_id
+            except AmbiguousExchangeError as exc:
+                found = await self._lookup(client_order_id, exc)
+                if found is not None:
+                    return found, client_order_id
+                last: ExchangeError = exc
+            except ExchangeError as exc:
+                if exc.code != POSITION_SIDE_MISMATCH or mode_rechecked:
+                    raise
+                mode_rechecked = True
+                was_hedge, self.hedge = self.hedge, await self._refresh_mode()
+                if self.hedge == was_hedge:
+                    raise TerminalExchangeError(
+                        f"{exc} (the account's position mode is still {'hedge' if self.hedge else 'one-way'})",
+                        code=exc.code,
+                        status=exc.status,
+                        symbol=self.symbol,
+                    ) from None
+                last = exc
+        raise RetryableExchangeError(
+            f"execute_market_close {self.symbol}: order {client_order_id} was not placed after {MAX_SENDS} sends: {last}",
+            code=last.code,
+            status=last.status,
+            symbol=self.symbol,
+        )
+
+    async def _lookup(self, client_order_id: str, cause: ExchangeError) -> dict[str, Any] | None:
+        """The order ``client_order_id`` as the exchange knows it, or None when it was never placed."""
+        try:
+            return await self.session.call(
+                "futures_get_order", symbol=self.symbol, idempotent=True, origClientOrderId=client_order_id
+            )
+        except ExchangeError as exc:
+            if exc.code in NOT_FOUND_CODES:
+                return None
+            raise AmbiguousExchangeError(
+                f"execute_market_close {self.symbol}: order {client_order_id} may have executed ({cause}); "
+                f"querying it failed ({exc})",
+                code=cause.code,
+                status=cause.status,
+                symbol=self.symbol,
+            ) from None
+
+    def _record(self, order: dict[str, Any], client_order_id: str) -> Decimal:
+        filled = _decimal(order.get("executedQty"), "executedQty")
+        price = _decimal(order.get("avgPrice"), "avgPrice")
+        self.executed += filled
+        self.notional += filled * price
+        self.last_status = str(order.get("status") or "")
+        if order.get("orderId") is not None:
+            self.order_ids.append(order["orderId"])
+        self.client_order_ids.append(str(order.get("clientOrderId") or client_order_id))
+        return filled
+
+    # -- -2022 -----------------------------------------------------------------------------
+    async def _after_reduce_only_rejection(self) -> list[Decimal]:
+        """Cancel the symbol's orders, re-read the position, and plan what is still to close."""
+        for method in ("futures_cancel_all_open_orders", "futures_cancel_all_algo_open_orders"):
+            try:
+                await self.session.call(method, symbol=self.symbol, idempotent=True)
+            except ExchangeError as exc:
+                if exc.code not in NOT_FOUND_CODES:
+                    raise
+        open_size, flat = await self._open_size()
+        size = min(open_size, self.target - self.executed)
+        if size <= 0:
+            self.already_flat = flat
+            self.last_status = self.last_status if flat else "REJECTED"  # flipped by someone else
+            self.target = self.executed
+            return []
+        chunks = list(plan_market_orders(size, self.rules).chunks)
+        self.target = self.executed + sum(chunks, ZERO)
+        return chunks
+
+    async def _open_size(self) -> tuple[Decimal, bool]:
+        """(size still open on the side this close reduces, whether the leg is flat).
+
+        A one-way position that flipped to the other side reports size 0 but is not flat.
+        """
+        entries = await self.session.call("futures_position_information", symbol=self.symbol, idempotent=True)
+        for entry in entries or []:
+            if entry.get("symbol") not in (None, self.symbol):
+                continue
+            if str(entry.get("positionSide", "BOTH")) != self.position_side:
+                continue
+            amount = _decimal(entry.get("positionAmt"), "positionAmt")
+            reducible = amount if self.side == "SELL" else -amount
+            return max(reducible, ZERO), amount == 0
+        return ZERO, True
+
+    # -- result ----------------------------------------------------------------------------
+    def _result(self, requested: Decimal, remainder: Decimal) -> dict[str, Any]:
+        if self.already_flat or (self.target > 0 and self.executed >= self.target):
+            status = "FILLED"
+        elif self.executed > 0:
+            status = "PARTIALLY_FILLED"
+        else:
+            status = self.last_status or "EXPIRED"
+        return {
+            "symbol": self.symbol,
+            "side": self.side,
+            "position_side": self.position_side,
+            "requested_qty": requested,
+            "executed_qty": self.executed,
+            "status": status,
+            "order_ids": list(self.order_ids),
+            "client_order_ids": list(self.client_order_ids),
+            "avg_price": (self.notional / self.executed) if self.executed > 0 else None,
+            "remainder_qty": remainder,
+            "already_flat": self.already_flat,
+        }
