@@ -165,6 +165,7 @@ class TradingBot:
     def _on_signal(self, signum: int, stop: asyncio.Event) -> None:
         self._signals += 1
         name = signal.Signals(signum).name
+        print(f"SIGNAL {name} count={self._signals}", flush=True)  # lets a harness wait for the acknowledgement
         if self._signals == 1:
             log.warning("%s received: starting emergency liquidation", name)
             stop.set()

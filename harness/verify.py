@@ -1,0 +1,149 @@
+"""``liquidation-harness verify``: the one-command deployment verification.
+
+Runs the project's test suite and the checklist scenarios (pytest, in a subprocess, streaming its
+progress), writes allure-results, fills the Deployment Validation Report, generates the single-file
+Allure HTML report where Node.js and the Allure 3 package are installed, prints a summary table
+and both paths, and exits 0 only when the run is READY FOR SIGN-OFF.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from harness.core.config import ENVIRONMENTS, load_config
+from harness.core.errors import ConfigError
+from harness.report import ItemStatus, Report, ResultsError, build_report, generate_html, load_results, write_report
+
+DEFAULT_PATHS = ("tests", "scenarios")
+#: pytest exit codes that mean the run itself could not happen (no report can be trusted)
+PYTEST_CANNOT_RUN = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
+EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
+_MARK = {ItemStatus.PASSED: "✅", ItemStatus.FAILED: "❌", ItemStatus.BROKEN: "❌"}
+
+
+def pytest_command(paths: tuple[str, ...], results_dir: Path, *, testnet: bool, environment: str | None,
+                   exchange_url: str | None, symbols: str | None, workers: str, extra: tuple[str, ...]) -> list[str]:
+    command = [sys.executable, "-m", "pytest", *paths, f"--alluredir={results_dir}", "-p", "no:cacheprovider", "-q", "-rfEs"]
+    if workers not in ("0", "1"):
+        command += ["-n", workers]
+    if testnet:
+        command.append("--testnet")
+    if environment:
+        command.append(f"--env={environment}")
+    if exchange_url:
+        command.append(f"--exchange-url={exchange_url}")
+    if symbols:
+        command.append(f"--symbols={symbols}")
+    return command + list(extra)
+
+
+def run_pytest(command: list[str]) -> int:
+    """Run pytest, streaming its output as progress; returns its exit code."""
+    click.echo(f"$ {' '.join(command[2:])}")
+    started = time.monotonic()
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            click.echo(line, nl=False)
+        code = proc.wait()
+    click.echo(f"pytest finished with exit code {code} in {time.monotonic() - started:.1f}s")
+    return code
+
+
+def summary_table(report: Report) -> str:
+    """One row per checklist section: passed / total and the items that are not."""
+    rows: dict[str, list] = {}
+    for outcome in report.outcomes:
+        rows.setdefault(outcome.item.feature, []).append(outcome)
+    width = max(len(name) for name in rows) if rows else 10
+    lines = [f"{'Checklist section'.ljust(width)}  passed  not passed"]
+    for feature, outcomes in rows.items():
+        passed = sum(o.status is ItemStatus.PASSED for o in outcomes)
+        bad = [f"{_MARK.get(o.status, '⏭️')} {o.item.id} ({o.status.value})" for o in outcomes if o.status is not ItemStatus.PASSED]
+        lines.append(f"{feature.ljust(width)}  {passed:>2}/{len(outcomes):<3}  {', '.join(bad) or '-'}")
+    return "\n".join(lines)
+
+
+@click.command("verify")
+@click.option("--testnet", is_flag=True, help="Run the scenarios against Binance futures testnet (keys from BINANCE_TESTNET_API_KEY/SECRET).")
+@click.option("--env", "environment", type=click.Choice(ENVIRONMENTS), default=None,
+              help="TRADING_ENV for the scenarios and the report (default: $TRADING_ENV, else testnet for the run and production for the report's config line).")
+@click.option("--exchange-url", default=None, help="Exchange root URL to verify against instead of the embedded exchange.")
+@click.option("--symbols", default=None, help="Symbols the scenarios trade (comma-separated).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The liquidation TOML the deployment will use (shown in the report's configuration line).")
+@click.option("--deployed-by", default=None, help="Name for the report's 'Deployed By'.")
+@click.option("--version", "version", default=None, help="Version being deployed (default: this package's version).")
+@click.option("--technical-lead", default=None, help="Technical Lead name for the sign-off.")
+@click.option("--operations", default=None, help="Operations name for the sign-off.")
+@click.option("--results", "results_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("allure-results"),
+              show_default=True, help="Where Allure results are written (emptied first).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports/out"),
+              show_default=True, help="Where the markdown report and the Allure HTML go.")
+@click.option("--html/--no-html", default=True, show_default=True, help="Generate the single-file Allure HTML report (needs Node.js + Allure 3).")
+@click.option("--workers", default="2", show_default=True, help="pytest-xdist workers ('auto', a number, or 1 for none).")
+@click.option("--path", "paths", multiple=True, help="Test paths to run (default: tests and scenarios).")
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+def verify_command(testnet: bool, environment: str | None, exchange_url: str | None, symbols: str | None,
+                   config_file: Path | None, deployed_by: str | None, version: str | None, technical_lead: str | None,
+                   operations: str | None, results_dir: Path, out_dir: Path, html: bool, workers: str,
+                   paths: tuple[str, ...], pytest_args: tuple[str, ...]) -> None:
+    """Run the test suite and the checklist scenarios, and fill the Deployment Validation Report.
+
+    Extra arguments after `--` go to pytest. Exit 0 only when READY FOR SIGN-OFF, 1 when not,
+    2 on usage or configuration errors.
+    """
+    report_env = environment or os.environ.get("TRADING_ENV") or "production"
+    try:
+        config = load_config(report_env, config_file).model_dump()
+    except ConfigError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    if results_dir.exists():
+        shutil.rmtree(results_dir)
+    results_dir.mkdir(parents=True)
+    click.echo(f"[1/3] Running the test suite and the checklist scenarios ({'testnet' if testnet else exchange_url or 'embedded exchange'})")
+    code = run_pytest(pytest_command(paths or DEFAULT_PATHS, results_dir, testnet=testnet, environment=environment,
+                                     exchange_url=exchange_url, symbols=symbols, workers=workers, extra=pytest_args))
+    if code in PYTEST_CANNOT_RUN:
+        click.echo(f"pytest could not run the verification (exit {code}: {PYTEST_CANNOT_RUN[code]}); see above", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo("[2/3] Filling the Deployment Validation Report")
+    try:
+        results = load_results(results_dir)
+    except ResultsError as exc:
+        click.echo(f"no results to report: {exc}", err=True)
+        sys.exit(EXIT_NOT_READY)
+    target = "Binance futures testnet" if testnet else (exchange_url or "the embedded exchange")
+    report = build_report(results, environment=f"{report_env} (scenarios run against {target})", deployed_by=deployed_by, version=version,
+                          technical_lead=technical_lead, operations=operations, config=config)
+    report_path = write_report(report, out_dir)
+    html_path = None
+    if html:
+        click.echo("[3/3] Generating the Allure HTML report")
+        html_path = generate_html(results_dir, out_dir / "allure-report", log=lambda message: click.echo(f"  {message}", err=True))
+    click.echo("")
+    click.echo(summary_table(report))
+    click.echo("")
+    counts = results.counts()
+    click.echo("Results: " + ", ".join(f"{k.value if hasattr(k, 'value') else k}={v}" for k, v in counts.items()))
+    click.echo(f"Deployment report: {report_path}")
+    click.echo(f"Allure HTML report: {html_path or 'not generated (see above)'}")
+    click.echo(f"Allure results: {results_dir}")
+    if report.ready and code == 0:
+        click.echo("✅ READY FOR SIGN-OFF")
+        sys.exit(EXIT_READY)
+    click.echo("❌ NOT READY FOR SIGN-OFF")
+    for blocker in report.blocking:
+        click.echo(f"  - {blocker.subject}: {blocker.status.value}{f' ({blocker.reason})' if blocker.reason else ''}")
+    for row in report.rollback:
+        click.echo(f"  rollback matrix: {row.issue} -> severity {row.severity}, rollback {'YES' if row.rollback else 'no'}: {row.action}")
+    sys.exit(EXIT_NOT_READY)
+

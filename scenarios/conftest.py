@@ -1,0 +1,108 @@
+"""Fixtures for the checklist scenarios: the target exchange, its account, and bot subprocesses.
+
+``exchange`` is the embedded Binance-compatible exchange (one per test, free loopback port, so
+scenarios run in parallel under pytest-xdist) or, with --testnet, Binance futures testnet. Every
+order-placing scenario flattens the account afterwards, also when it fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.pytest_plugin import PRODUCTION_SKIP_REASON, RunTarget
+from harness.targets import TESTNET_KEY_VARS
+from harness.testkit import BotProcess, ExchangeAccount
+
+
+@dataclass
+class Exchange:
+    """The scenario's exchange: where the bot connects and how scenarios set it up and check it."""
+
+    base_url: str | None
+    testnet: bool
+    api_key: str
+    api_secret: str
+    account: ExchangeAccount
+    sim: Any = None  # the BinanceSimulator when embedded (control API: faults, request log)
+    bots: list[BotProcess] = field(default_factory=list)
+
+    @property
+    def embedded(self) -> bool:
+        return self.sim is not None
+
+    def bot_env(self) -> dict[str, str]:
+        return {TESTNET_KEY_VARS[0]: self.api_key, TESTNET_KEY_VARS[1]: self.api_secret}
+
+    def bot(self, log_dir: Path, symbols: list[str], *, env: dict[str, str] | None = None,
+            args: list[str] | None = None) -> BotProcess:
+        process = BotProcess(log_dir, exchange_url=self.base_url, testnet=self.testnet and not self.base_url,
+                             symbols=symbols, env={**self.bot_env(), **(env or {})}, args=args)
+        self.bots.append(process)
+        return process
+
+
+@pytest.fixture
+def exchange(run_target: RunTarget) -> Iterator[Exchange]:
+    """The target exchange for one scenario, flattened on teardown."""
+    if run_target.is_production:
+        pytest.skip(PRODUCTION_SKIP_REASON)
+    if run_target.embedded:
+        from harness.exchanges.sim import BinanceSimulator
+
+        with BinanceSimulator() as sim:
+            account = ExchangeAccount(sim.api_key, sim.api_secret, base_url=sim.base_url)
+            yield from _with_cleanup(Exchange(sim.base_url, False, sim.api_key, sim.api_secret, account, sim), run_target)
+        return
+    assert run_target.target is not None
+    if not (run_target.api_key and run_target.api_secret):
+        pytest.fail(f"{run_target.describe()} needs {TESTNET_KEY_VARS[0]} and {TESTNET_KEY_VARS[1]}")
+    base_url = run_target.target.base_url
+    account = ExchangeAccount(run_target.api_key, run_target.api_secret, base_url=base_url, testnet=base_url is None)
+    yield from _with_cleanup(
+        Exchange(base_url, True, run_target.api_key, run_target.api_secret, account), run_target
+    )
+
+
+def _with_cleanup(exchange: Exchange, run_target: RunTarget) -> Iterator[Exchange]:
+    try:
+        yield exchange
+    finally:
+        for bot in exchange.bots:
+            bot.kill()
+        if exchange.sim is not None:
+            exchange.sim.faults.release_hangs()
+            exchange.sim.faults.clear()
+        try:
+            exchange.account.flatten(list(run_target.symbols) + _extra_symbols(exchange))
+        finally:
+            exchange.account.close()
+
+
+def _extra_symbols(exchange: Exchange) -> list[str]:
+    return sorted({s for bot in exchange.bots for s in _bot_symbols(bot)})
+
+
+def _bot_symbols(bot: BotProcess) -> list[str]:
+    if "--symbols" in bot.command:
+        return [s for s in bot.command[bot.command.index("--symbols") + 1].split(",") if s.isalnum()]
+    return []
+
+
+@pytest.fixture
+def symbols(run_target: RunTarget) -> list[str]:
+    return list(run_target.symbols)
+
+
+@pytest.fixture
+def log_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "logs"
+    path.mkdir()
+    return path
+
+
+BotFactory = Callable[..., BotProcess]

@@ -1,0 +1,190 @@
+"""The checklist's four testnet verification scenarios, run against a real bot subprocess.
+
+Each scenario sets its account up through the exchange API (small positions, limit orders far from
+the market), starts ``python -m harness.bot``, sends SIGTERM, and checks the outcome ON THE EXCHANGE
+(positions flat, orders gone) and in the audit trail. The same code runs against the embedded
+exchange (default) and Binance futures testnet (``--testnet``); faults that only the embedded
+exchange can inject are applied there, with the testnet stand-in the checklist suggests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import allure
+import pytest
+
+from harness.testkit import BotRun
+
+from scenario_support import attach_run, order_requests_since, unhandled_errors
+
+SIX = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"]
+
+
+@dataclass
+class Scenario:
+    id: str
+    item: str
+    positions: Callable[[list[str]], list[tuple[str, str]]]  # symbols -> [(symbol, side)]
+    limit_orders: Callable[[list[str]], list[tuple[str, str]]]
+    config: dict[str, Any] = field(default_factory=dict)  # written to a TOML file passed with --config
+    exit_within: float = 10.0  # seconds from SIGTERM to exit
+
+
+def normal_positions(symbols: list[str]) -> list[tuple[str, str]]:
+    return [(symbols[0], "BUY"), (symbols[1], "SELL"), (symbols[2], "BUY")][: max(2, min(3, len(symbols)))]
+
+
+def two_limits(symbols: list[str]) -> list[tuple[str, str]]:
+    return [(symbols[0], "BUY"), (symbols[1], "SELL")]
+
+
+SCENARIOS = [
+    Scenario("scenario-1-normal", "scenario.1.normal", normal_positions, two_limits, exit_within=7.0),
+    Scenario("scenario-2-disabled", "scenario.2.disabled", normal_positions, two_limits,
+             config={"emergency_liquidation": False, "close_positions": False, "cancel_orders": False}),
+    Scenario("scenario-3-timeout", "scenario.3.timeout", lambda s: [(x, "BUY" if i % 2 else "SELL") for i, x in enumerate(SIX)],
+             lambda s: [(SIX[0], "BUY")], config={"timeout_seconds": 1.0}, exit_within=3.0),
+    Scenario("scenario-4-partial", "scenario.4.partial", normal_positions, two_limits, exit_within=7.0),
+]
+
+
+def scenario_symbols(scenario: Scenario, symbols: list[str]) -> list[str]:
+    used = [s for s, _ in scenario.positions(symbols)] + [s for s, _ in scenario.limit_orders(symbols)]
+    return list(dict.fromkeys(used))
+
+
+def write_config(path: Path, values: dict[str, Any]) -> Path:
+    lines = [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    path.write_text("[liquidation]\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def run_scenario(scenario: Scenario, exchange: Any, symbols: list[str], log_dir: Path, *, prepare: Callable[[], None] | None = None,
+                 extra_symbols: list[str] | None = None) -> tuple[BotRun, list[str], int]:
+    targets = scenario_symbols(scenario, symbols)
+    with allure.step(f"Set up the account: {len(scenario.positions(symbols))} positions, {len(scenario.limit_orders(symbols))} resting limit orders"):
+        for symbol, side in scenario.positions(symbols):
+            exchange.account.open_position(symbol, side)
+        for symbol, side in scenario.limit_orders(symbols):
+            exchange.account.place_resting_limit(symbol, side)
+        opened = exchange.account.positions(targets)
+        assert len(opened) == len(scenario.positions(symbols)), f"setup failed: positions on the exchange are {opened}"
+        assert exchange.account.open_orders(targets), "setup failed: no resting limit order on the exchange"
+    if prepare is not None:
+        prepare()
+    args = ["--config", str(write_config(log_dir.parent / "liquidation.toml", scenario.config))] if scenario.config else []
+    marker = len(exchange.sim.request_log) if exchange.embedded else 0
+    with allure.step("Start the bot and wait until it is ready"):
+        bot = exchange.bot(log_dir, targets + (extra_symbols or []), args=args).start()
+    with allure.step("Send SIGTERM and wait for the bot to exit"):
+        run = bot.stop(timeout=scenario.exit_within + 20.0)
+    attach_run(run)
+    return run, targets, marker
+
+
+@pytest.mark.places_orders
+@pytest.mark.parametrize(
+    "scenario", [pytest.param(s, id=s.id, marks=pytest.mark.checklist(s.item)) for s in SCENARIOS]
+)
+def test_testnet_scenario(scenario: Scenario, exchange: Any, symbols: list[str], log_dir: Path) -> None:
+    """One of the checklist's four testnet verification scenarios."""
+    checks = {
+        "scenario-1-normal": check_normal_shutdown,
+        "scenario-2-disabled": check_disabled,
+        "scenario-3-timeout": check_timeout,
+        "scenario-4-partial": check_partial_failure,
+    }
+    checks[scenario.id](scenario, exchange, symbols, log_dir)
+
+
+def check_normal_shutdown(scenario: Scenario, exchange: Any, symbols: list[str], log_dir: Path) -> None:
+    run, targets, _ = run_scenario(scenario, exchange, symbols, log_dir)
+    result = run.result
+    with allure.step("Exchange: every position closed and every order cancelled"):
+        assert exchange.account.positions(targets) == {}, f"positions still open after shutdown: {exchange.account.positions(targets)}"
+        assert exchange.account.open_orders(targets) == [], "orders still working after shutdown"
+    with allure.step("Result: COMPLETED within the timeout, exit code 0"):
+        assert result.get("state") == "COMPLETED", f"state={result.get('state')} errors={result.get('errors')}"
+        assert run.returncode == 0, f"bot exit code {run.returncode}"
+        assert result["total_duration_seconds"] <= 5.0, f"liquidation took {result['total_duration_seconds']}s > 5 s timeout"
+        assert run.stop_seconds < scenario.exit_within, f"bot took {run.stop_seconds:.2f}s to exit after SIGTERM"
+    with allure.step("Audit: the run's correlation id on every entry; START, ORDER_CANCELLED per symbol, ORDER_PLACED per position, COMPLETE"):
+        cid = result["correlation_id"]
+        assert {e["correlation_id"] for e in run.audit} == {cid}, "an audit entry lacks the run's correlation id"
+        types = run.event_types()
+        assert types[0] == "LIQUIDATION_START" and types[-1] == "LIQUIDATION_COMPLETE", f"audit order wrong: {types}"
+        assert types.count("ORDER_CANCELLED") == len(targets), f"ORDER_CANCELLED {types.count('ORDER_CANCELLED')}x for {len(targets)} symbols"
+        assert types.count("ORDER_PLACED") == len(scenario.positions(symbols)), f"ORDER_PLACED {types.count('ORDER_PLACED')}x"
+    assert not unhandled_errors(run), unhandled_errors(run)
+
+
+def check_disabled(scenario: Scenario, exchange: Any, symbols: list[str], log_dir: Path) -> None:
+    run, targets, marker = run_scenario(scenario, exchange, symbols, log_dir)
+    with allure.step("Result: SKIPPED, CRITICAL logged, exit code 0"):
+        assert run.result.get("state") == "SKIPPED", f"state={run.result.get('state')}: disabled liquidation must be SKIPPED"
+        assert run.returncode == 0, f"bot exit code {run.returncode}"
+        assert "CRITICAL" in run.trading_log, "no CRITICAL warning in trading.log for a disabled liquidation"
+    with allure.step("Exchange: positions and orders still open"):
+        assert len(exchange.account.positions(targets)) == len(scenario.positions(symbols)), "a position was closed although liquidation was disabled"
+        assert len(exchange.account.open_orders(targets)) == len(scenario.limit_orders(symbols)), "an order was cancelled although liquidation was disabled"
+    with allure.step("No close or cancel request reached the exchange"):
+        if exchange.embedded:
+            sent = order_requests_since(exchange.sim, marker)
+            assert sent == [], f"the bot sent order requests while disabled: {sent}"
+    assert run.event_types() == ["LIQUIDATION_START", "LIQUIDATION_COMPLETE"], run.event_types()
+
+
+def check_timeout(scenario: Scenario, exchange: Any, symbols: list[str], log_dir: Path) -> None:
+    slow = SIX[3:]
+
+    def inject_latency() -> None:
+        if exchange.embedded:
+            for symbol in slow:  # these closes cannot finish inside the 1 s budget
+                exchange.sim.faults.latency(2.5, endpoint="new_order", symbol=symbol)
+
+    run, _, _ = run_scenario(scenario, exchange, symbols, log_dir, prepare=inject_latency)
+    result = run.result
+    with allure.step("Bot done within 3 s, total_duration_seconds < 3.0, no hung state"):
+        assert run.stop_seconds < 3.0, f"bot took {run.stop_seconds:.2f}s to exit with timeout_seconds=1.0: timeout not enforced"
+        assert result.get("total_duration_seconds", 99) < 3.0, f"total_duration_seconds={result.get('total_duration_seconds')}"
+        assert result.get("state") in ("PARTIAL", "COMPLETED"), f"state={result.get('state')}"
+        if exchange.embedded:
+            assert result["state"] == "PARTIAL", f"with {len(slow)} slowed symbols the run must be PARTIAL, got {result['state']}"
+            assert result["positions_failed"] >= 1 and result["positions_closed"] >= 1, result
+    assert run.event_types()[-1] == "LIQUIDATION_COMPLETE", "no LIQUIDATION_COMPLETE: the run did not end cleanly"
+
+
+def check_partial_failure(scenario: Scenario, exchange: Any, symbols: list[str], log_dir: Path) -> None:
+    locked = scenario.positions(symbols)[-1][0]
+    extra: list[str] = []
+
+    def lock() -> None:
+        if exchange.embedded:
+            exchange.sim.faults.lock_symbol(locked)
+        else:
+            extra.append("INVALIDUSDT")  # the checklist's stand-in on testnet: an invalid symbol
+
+    run, targets, _ = run_scenario(scenario, exchange, symbols, log_dir, prepare=lock, extra_symbols=extra)
+    result = run.result
+    with allure.step("Result: PARTIAL with closed and failed positions, non-zero exit"):
+        assert result.get("state") == "PARTIAL", f"state={result.get('state')} errors={result.get('errors')}"
+        assert result["positions_closed"] > 0, "no position closed"
+        assert run.returncode != 0, "a PARTIAL liquidation must not exit 0"
+        if exchange.embedded:
+            assert result["positions_failed"] > 0, "the locked position was not reported as failed"
+    with allure.step("Audit: both ORDER_PLACED and ORDER_REJECTED"):
+        types = run.event_types()
+        assert "ORDER_PLACED" in types, f"no ORDER_PLACED in {types}"
+        assert "ORDER_REJECTED" in types or "ORDER_CANCEL_FAILED" in types, f"no rejection recorded in {types}"
+        if exchange.embedded:
+            assert "ORDER_REJECTED" in types, f"no ORDER_REJECTED for the locked symbol in {types}"
+    if exchange.embedded:
+        with allure.step("Exchange: the locked position is still open, the others are flat"):
+            left = exchange.account.positions(targets)
+            assert list(left) == [locked], f"positions left open: {left} (expected only {locked})"
+    assert not unhandled_errors(run), unhandled_errors(run)
