@@ -68,8 +68,9 @@ def generate_html(
         say(f"Allure HTML report skipped: {str(binary)!r} needs Node.js, and `node` is not on PATH")
         return None
     out.mkdir(parents=True, exist_ok=True)
+    # grouped by story: the report's top level is the checklist's boxes, readable without expanding
     command = [str(binary), "awesome", str(results.resolve()), "--single-file",
-               "--output", str(out.resolve()), "--report-name", report_name]
+               "--output", str(out.resolve()), "--report-name", report_name, "--group-by", "story"]
     try:
         done = subprocess.run(
             command, cwd=out, stdin=subprocess.DEVNULL, capture_output=True, text=True,
