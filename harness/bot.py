@@ -96,6 +96,8 @@ class TradingBot:
         liquidation_enabled: bool | None = None,
         order_manager: Any = None,
         config: LiquidationConfig | None = None,
+        metrics_port: int | None = None,
+        metrics_addr: str = "127.0.0.1",
     ) -> None:
         self.environment = environment or os.environ.get("TRADING_ENV") or "production"
         self.config_file = config_file
@@ -112,6 +114,9 @@ class TradingBot:
         self.order_manager: Any = None
         self.liquidation_manager: LiquidationManager | None = None
         self.result: LiquidationResult | None = None
+        self.metrics_port = metrics_port
+        self.metrics_addr = metrics_addr
+        self.metrics_server: Any = None
         self._signals = 0
 
     # -- setup ------------------------------------------------------------------------------
@@ -184,6 +189,12 @@ class TradingBot:
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum, stop)
+        if self.metrics_port is not None:
+            from harness.monitoring import start_metrics_server
+
+            self.metrics_server = start_metrics_server(self.metrics_port, self.liquidation_manager.get_metrics, addr=self.metrics_addr)
+            log.info("Prometheus metrics on %s", self.metrics_server.url)
+            print(f"METRICS {self.metrics_server.url}", flush=True)
         (self.log_dir / "bot.ready").write_text(str(os.getpid()), encoding="utf-8")
         log.info("READY pid=%d", os.getpid())
         print(f"READY pid={os.getpid()}", flush=True)
@@ -192,6 +203,8 @@ class TradingBot:
             result = await self.liquidate(reason="shutdown signal")
         finally:
             await self._close_order_manager()
+            if self.metrics_server is not None:
+                self.metrics_server.close()
             (self.log_dir / "bot.ready").unlink(missing_ok=True)
         ok = result.state in (LiquidationState.COMPLETED, LiquidationState.SKIPPED)
         return EXIT_OK if ok else EXIT_NOT_FLAT
@@ -221,15 +234,19 @@ class TradingBot:
 @click.option("--testnet", is_flag=True, help="Target Binance futures testnet (keys from BINANCE_TESTNET_API_KEY/SECRET).")
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("logs"), show_default=True,
               help="Where trading.log, audit.jsonl and liquidation-result.json are written.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve Prometheus metrics on this port (0 picks a free one; the URL is printed as 'METRICS <url>').")
+@click.option("--metrics-addr", default="127.0.0.1", show_default=True, help="Address the metrics endpoint binds to.")
 def bot_command(enable_liquidation: bool | None, log_level: str, environment: str, config_file: Path | None, symbols: str,
-                exchange_url: str | None, testnet: bool, log_dir: Path) -> None:
+                exchange_url: str | None, testnet: bool, log_dir: Path, metrics_port: int | None, metrics_addr: str) -> None:
     """Run the trading bot shell; on SIGTERM/SIGINT it liquidates once and exits.
 
     Exit 0 on COMPLETED or SKIPPED, 1 on PARTIAL or FAILED, 2 on configuration errors, 3 when forced.
     """
     configure_logging(log_dir, log_level)
     bot = TradingBot(environment=environment, config_file=config_file, symbols=symbols.split(","), exchange_url=exchange_url,
-                     testnet=testnet, log_dir=log_dir, liquidation_enabled=enable_liquidation)
+                     testnet=testnet, log_dir=log_dir, liquidation_enabled=enable_liquidation,
+                     metrics_port=metrics_port, metrics_addr=metrics_addr)
     try:
         bot.initialize()
     except ConfigError as exc:

@@ -110,6 +110,20 @@ class TestBotHygiene:
         assert not ready.exists()
 
 
+class TestBotMetricsEndpoint:
+    def test_prometheus_metrics_are_served_while_running(self, sim: BinanceSimulator, tmp_path: Path) -> None:
+        import urllib.request
+
+        bot = bot_for(sim, tmp_path, args=["--metrics-port", "0"]).start()
+        [url] = [line.split(" ", 1)[1] for line in bot.output if line.startswith("METRICS ")]
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = response.read().decode()
+        assert "liquidation_executions_total" in body and "liquidation_in_progress 0.0" in body
+        run = bot.stop()
+        assert run.returncode == 0
+
+
 class TestAccountThroughTheExchangeApi:
     def test_account_setup_opens_positions_and_flatten_closes_them(self, tmp_path: Path) -> None:
         with BinanceSimulator() as sim:

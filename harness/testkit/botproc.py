@@ -113,6 +113,11 @@ class BotProcess:
             if line.startswith(prefix):
                 return True
 
+    @property
+    def output(self) -> list[str]:
+        """Every stdout line the bot has printed so far."""
+        return [line.rstrip("\n") for line in self._stdout]
+
     def _pump(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
         for line in self.proc.stdout:
