@@ -2,7 +2,8 @@
 # Optional tools for the sign-off artefacts, installed where this machine can:
 #   - Allure 3 (npm package, into .allure/) for the single-file HTML report;
 #   - promtool (Debian package prometheus) to unit-test monitoring/alerts.yml;
-#   - Chromium (Debian package chromium) to check the HTML report renders the scenarios.
+#   - Chromium (Debian package chromium) to check the HTML report renders the scenarios;
+#   - jq, for the checklist's audit-trail queries.
 # Each is skipped with a message when its package manager is missing; nothing else depends on them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ fi
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v jq >/dev/null 2>&1 || need+=(jq)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap-tools: apt-get install ${need[*]}"
