@@ -144,8 +144,8 @@ def check_timeout(scenario: Scenario, exchange: Any, symbols: list[str], log_dir
 
     def inject_latency() -> None:
         if exchange.embedded:
-            for symbol in slow:  # these closes cannot finish inside the 1 s budget
-                exchange.sim.faults.latency(2.5, endpoint="new_order", symbol=symbol)
+            for symbol in slow:  # these closes cannot finish inside the 1 s budget, nor inside 3 s if it is ignored
+                exchange.sim.faults.latency(4.0, endpoint="new_order", symbol=symbol)
 
     run, _, _ = run_scenario(scenario, exchange, symbols, log_dir, prepare=inject_latency)
     result = run.result
