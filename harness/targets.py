@@ -22,6 +22,9 @@ from harness.core.errors import ConfigError
 from harness.exchanges.hosts import host_kind
 
 TESTNET_KEY_VARS = ("BINANCE_TESTNET_API_KEY", "BINANCE_TESTNET_API_SECRET")
+#: which profiles trade real money by default (high-latency is production on a slow network)
+PRODUCTION_PROFILES = ("production", "high-latency")
+TESTNET_PROFILES = ("testnet", "development")
 PRODUCTION_KEY_VARS = ("BINANCE_API_KEY", "BINANCE_API_SECRET")
 
 
@@ -51,7 +54,8 @@ def classify_url(url: str) -> str:
 
 
 def resolve_target(environment: str, exchange_url: str | None = None, testnet: bool = False) -> Target:
-    """The target for a run: an explicit URL wins, then --testnet, then the environment."""
+    """The target for a run: an explicit URL wins, then --testnet, then the environment's default
+    (production and high-latency: Binance production; testnet and development: futures testnet)."""
     if exchange_url:
         url = exchange_url.rstrip("/")
         if url.endswith("/fapi"):
@@ -60,13 +64,11 @@ def resolve_target(environment: str, exchange_url: str | None = None, testnet: b
         if testnet and kind == "production":
             raise ConfigError("exchange_url", exchange_url, "is a production URL but --testnet was given")
         return Target(kind, url)
-    if testnet or environment == "testnet":
+    if testnet or environment in TESTNET_PROFILES:
         return Target("testnet", None)
-    if environment == "production":
+    if environment in PRODUCTION_PROFILES:
         return Target("production", None)
-    raise ConfigError(
-        "exchange_url", None, f"environment {environment!r} needs --exchange-url (or use --testnet / TRADING_ENV=testnet)"
-    )
+    raise ConfigError("environment", environment, f"allowed: {', '.join(TESTNET_PROFILES + PRODUCTION_PROFILES)}")
 
 
 def credentials(target: Target, environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
