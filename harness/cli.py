@@ -83,12 +83,13 @@ def validate_command(environment: str, strict: bool, config_file: Path | None, a
 
 def _register_commands() -> None:
     """Commands that live beside their subsystems (imported here so `--help` lists them all)."""
+    from harness.bench import bench_command
     from harness.bot import bot_command
     from harness.exchanges.sim.cli import simulate_command
     from harness.report.cli import audit_command, report_command
     from harness.verify import verify_command
 
-    for command in (verify_command, report_command, bot_command, simulate_command, audit_command):
+    for command in (verify_command, report_command, bot_command, simulate_command, audit_command, bench_command):
         cli.add_command(command)
 
 

@@ -1,8 +1,10 @@
 """LiquidationManager: cancel every order and close every position inside a hard deadline.
 
 Per symbol, concurrently across symbols: cancel the symbol's orders (the synchronous
-``cancel_all_orders`` runs in a thread pool sized for the symbol count), then close its positions
-(opposite side, absolute size). Positions are read once, concurrently with the cancels.
+``cancel_all_orders`` runs in a thread pool sized for the symbol count; an order manager that also
+offers ``async cancel_all_orders_async(symbol)``, same contract, is awaited on the loop instead, so a
+large account needs no threads), then close its positions (opposite side, absolute size). Positions
+are read once, concurrently with the cancels.
 
 The whole run is bounded by ``timeout_seconds``: the engine waits on its own work with that
 timeout, so a hanging order manager (async or blocking sync) cannot hold it; pending work is
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import inspect
 import logging
 import time
 import uuid
@@ -34,7 +37,7 @@ from typing import Any, TypeVar
 from harness.core.audit import AuditEvent
 from harness.core.config import LiquidationConfig
 from harness.core.context import current_correlation_id, current_deadline
-from harness.core.errors import is_terminal
+from harness.core.errors import RetryableExchangeError, is_terminal
 from harness.core.metrics import LiquidationMetrics
 from harness.core.outcome import LiquidationResult, LiquidationState, PositionOutcome, Status, SymbolOutcome
 from harness.core.ports import OrderExecutionManager
@@ -58,11 +61,18 @@ class _Run:
     deadline: float  # on the injected clock
     outcomes: dict[str, SymbolOutcome] = field(default_factory=dict)
     positions_unknown: bool = False
+    positions_read: bool = False
     errors: list[str] = field(default_factory=list)
     retries: int = 0
 
     def outcome(self, symbol: str) -> SymbolOutcome:
         return self.outcomes.setdefault(symbol, SymbolOutcome(symbol))
+
+
+def _async_cancel_of(order_manager: Any) -> Callable[[str], Awaitable[int]] | None:
+    """The order manager's optional ``async cancel_all_orders_async(symbol)``, else None (use a thread)."""
+    method = getattr(order_manager, "cancel_all_orders_async", None)
+    return method if callable(method) and inspect.iscoroutinefunction(method) else None
 
 
 def _describe(exc: BaseException) -> str:
@@ -220,6 +230,7 @@ class LiquidationManager:
             self._audit(AuditEvent.POSITIONS_FETCH_FAILED, run, error=_describe(error))
             return None
         found = [p for p in found or [] if Decimal(str(p.get("position_amt", 0))) != 0]
+        run.positions_read = True
         if self.config.close_positions:
             # registered at once, so a deadline that strikes before the close counts them as open
             for position in found:
@@ -250,7 +261,11 @@ class LiquidationManager:
         loop = asyncio.get_running_loop()
         symbol = outcome.symbol
 
+        cancel_async = _async_cancel_of(self.order_manager)
+
         def call(attempt: int) -> Awaitable[int]:
+            if cancel_async is not None:  # no thread: hundreds of symbols cancel at once on the loop
+                return cancel_async(symbol)
             bound = functools.partial(contextvars.copy_context().run, self.order_manager.cancel_all_orders, symbol)
             return loop.run_in_executor(executor, bound)
 
@@ -275,11 +290,18 @@ class LiquidationManager:
             remaining = position.quantity - position.executed_qty
             if attempt > 1:  # the last attempt may have executed: trust the exchange, not our memory
                 remaining = await self._remaining_after_error(position)
+                position.unconfirmed = False  # the exchange has just said what is open
                 if remaining <= 0:
                     position.executed_qty = position.quantity
                     return {"executed_qty": Decimal("0"), "status": "FILLED", "order_ids": [], "reconciled": True}
             position.attempts = attempt
-            result = await self.order_manager.execute_market_close(symbol, position.side, remaining)
+            position.unconfirmed = True  # from here on an order may execute even if no answer comes back
+            try:
+                result = await self.order_manager.execute_market_close(symbol, position.side, remaining)
+            except Exception as exc:
+                position.unconfirmed = not (is_terminal(exc) or isinstance(exc, RetryableExchangeError))
+                raise
+            position.unconfirmed = False
             executed = Decimal(str(result.get("executed_qty", "0")))
             position.executed_qty += executed
             position.order_ids.extend(result.get("order_ids") or [])
@@ -391,12 +413,22 @@ class LiquidationManager:
         for position in positions:
             if position.status is Status.PENDING and state is not LiquidationState.SKIPPED:
                 run.errors.append(f"{position.symbol} close {position.position_side}: unfinished at the deadline")
+            if position.status is not Status.DONE and position.unconfirmed:
+                run.errors.append(
+                    f"{position.symbol} close {position.position_side}: may have executed, not confirmed (check the exchange)"
+                )
+        # positions never read may all still be open: each targeted symbol counts as one failed position,
+        # so positions_failed never says 0 about an account the engine could not see
+        unknown: list[str] = []
+        if state is not LiquidationState.SKIPPED and self.config.close_positions and not run.positions_read:
+            unknown = list(self.symbols) or ["*"]
+            run.errors.append(f"positions unknown on {', '.join(unknown)}: counted as failed")
         result = LiquidationResult(
             state=state,
             correlation_id=run.correlation_id,
             reason=run.reason,
             positions_closed=sum(p.status is Status.DONE for p in positions),
-            positions_failed=sum(p.status is not Status.DONE for p in positions),
+            positions_failed=sum(p.status is not Status.DONE for p in positions) + len(unknown),
             orders_cancelled=sum(o.orders_cancelled for o in run.outcomes.values()),
             total_duration_seconds=round(duration, 6),
             errors=run.errors,
@@ -404,6 +436,7 @@ class LiquidationManager:
             timed_out=timed_out,
             retries=run.retries,
             started_at=started_at,
+            positions_unknown=unknown,
         )
         self._audit(
             AuditEvent.LIQUIDATION_COMPLETE,
@@ -413,6 +446,7 @@ class LiquidationManager:
             positions_closed=result.positions_closed,
             positions_failed=result.positions_failed,
             orders_cancelled=result.orders_cancelled,
+            positions_unknown=unknown,
             duration_seconds=result.total_duration_seconds,
             timed_out=timed_out,
             retries=run.retries,

@@ -35,6 +35,9 @@ class PositionOutcome:
     attempts: int = 0
     error: str | None = None
     order_ids: list[Any] = field(default_factory=list)
+    #: an order was sent and its fate is unknown (ambiguous failure, or in flight at the deadline): a
+    #: position reported failed with this set may in fact be closed
+    unconfirmed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +48,7 @@ class PositionOutcome:
             "status": "CLOSED" if self.status is Status.DONE else self.status.value,
             "attempts": self.attempts,
             "error": self.error,
+            "unconfirmed": self.unconfirmed,
         }
 
 
@@ -82,6 +86,9 @@ class LiquidationResult:
     timed_out: bool = False
     retries: int = 0
     started_at: str = ""
+    #: targeted symbols whose positions could not be read; each counts once in positions_failed
+    #: ("*" when no symbols were named: an unknown number of positions, counted as one)
+    positions_unknown: list[str] = field(default_factory=list)
 
     @property
     def success(self) -> bool:
@@ -99,6 +106,7 @@ class LiquidationResult:
             "timed_out": self.timed_out,
             "retries": self.retries,
             "started_at": self.started_at,
+            "positions_unknown": list(self.positions_unknown),
             "errors": list(self.errors),
             "symbols": {name: outcome.to_dict() for name, outcome in self.symbols.items()},
         }

@@ -3,7 +3,8 @@
 ``MarketCloser.run(quantity)``:
 
 1. plans the orders (rounded down to the step, split above ``MARKET_LOT_SIZE.maxQty``; a remainder
-   below the step or minQty is reported, not sent) and sends them one after another, each with its
+   below the step or minQty is reported, not sent) and sends them all at once (one round trip, not
+   one per order; together they never exceed the position, so none can over-close), each with its
    own deterministic ``newClientOrderId`` and ``newOrderRespType=RESULT``; one-way mode sends
    ``reduceOnly=true``, hedge mode sends ``positionSide`` (SELL closes LONG, BUY closes SHORT);
 2. an ambiguous failure (timeout, -1006, -1007, 503 "Unknown error", other unexplained 5xx, -4116)
@@ -15,13 +16,22 @@
    (never more than was still to close; nothing when that side is flat);
 5. an order that filled only partly (and made progress) is followed up for the shortfall, at most
    ``MAX_FOLLOW_UPS`` times.
+
+Orders sent together are settled together: fills are recorded, then a -2022 (first time) triggers
+step 4 for whatever is still open, and any other failure is raised (the engine re-reads the position
+before it retries, so fills that came back alongside the failure are never closed twice).
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import json
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
+
+from binance.exceptions import BinanceAPIException
 
 from harness.core.errors import (
     AmbiguousExchangeError,
@@ -29,8 +39,13 @@ from harness.core.errors import (
     RetryableExchangeError,
     TerminalExchangeError,
 )
-from harness.exchanges._binance_errors import NOT_FOUND_CODES, POSITION_SIDE_MISMATCH, REDUCE_ONLY_REJECTED
-from harness.exchanges._binance_rules import SymbolRules, plan_market_orders, to_decimal
+from harness.exchanges._binance_errors import (
+    NOT_FOUND_CODES,
+    POSITION_SIDE_MISMATCH,
+    REDUCE_ONLY_REJECTED,
+    to_exchange_error,
+)
+from harness.exchanges._binance_rules import SymbolRules, parse_position_rows, plan_market_orders, to_decimal
 from harness.exchanges._binance_session import BinanceSession
 
 #: sends of one order (same client id) when each attempt is proven never placed
@@ -39,6 +54,10 @@ MAX_FOLLOW_UPS = 3
 #: final statuses of a MARKET order whose shortfall may be followed up
 FOLLOW_UP_STATUSES = frozenset({"PARTIALLY_FILLED", "EXPIRED", "EXPIRED_IN_MATCH", "CANCELED", "FILLED"})
 ZERO = Decimal("0")
+#: POST /fapi/v1/batchOrders carries at most 5 orders
+MAX_BATCH_ORDERS = 5
+#: how long ``OrderBatcher`` waits for more closes before sending a batch that is not full
+BATCH_LINGER_SECONDS = 0.002
 
 
 def _decimal(value: Any, name: str) -> Decimal:
@@ -60,8 +79,10 @@ class MarketCloser:
         hedge: bool,
         next_client_order_id: Callable[[], str],
         refresh_hedge_mode: Callable[[], Awaitable[bool]],
+        send_order: Callable[[dict[str, str]], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self.session = session
+        self._send_order = send_order  # None: POST /fapi/v1/order; else e.g. OrderBatcher.place
         self.rules = rules
         self.symbol = rules.symbol
         self.side = side
@@ -95,25 +116,33 @@ class MarketCloser:
         reduce_only_retried = False
         follow_ups = 0
         while pending:
-            qty = pending.pop(0)
-            try:
-                order, client_order_id = await self._place(qty)
-            except ExchangeError as exc:
-                if exc.code != REDUCE_ONLY_REJECTED or reduce_only_retried:
-                    raise
+            chunks, pending = pending, []
+            outcomes = await asyncio.gather(*(self._place(qty) for qty in chunks), return_exceptions=True)
+            rejected = False
+            failure: BaseException | None = None
+            for qty, outcome in zip(chunks, outcomes):
+                if isinstance(outcome, BaseException):
+                    code = outcome.code if isinstance(outcome, ExchangeError) else None
+                    if code == REDUCE_ONLY_REJECTED and not reduce_only_retried:
+                        rejected = True
+                    elif failure is None:
+                        failure = outcome
+                    continue
+                order, client_order_id = outcome
+                filled = self._record(order, client_order_id)
+                shortfall = qty - filled
+                if shortfall > 0 and filled > 0 and self.last_status in FOLLOW_UP_STATUSES and follow_ups < MAX_FOLLOW_UPS:
+                    follow_ups += 1
+                    pending.extend(plan_market_orders(shortfall, self.rules).chunks)
+            if failure is not None:
+                raise failure
+            if rejected:
                 reduce_only_retried = True
                 pending = await self._after_reduce_only_rejection()
-                continue
-            filled = self._record(order, client_order_id)
-            shortfall = qty - filled
-            if shortfall > 0 and filled > 0 and self.last_status in FOLLOW_UP_STATUSES and follow_ups < MAX_FOLLOW_UPS:
-                follow_ups += 1
-                more = plan_market_orders(shortfall, self.rules).chunks
-                pending.extend(more)
         return self._result(plan.requested, plan.remainder)
 
     # -- one order -------------------------------------------------------------------------
-    def _params(self, qty: Decimal, client_order_id: str) -> dict[str, str]:
+    def _params(self, qty: Decimal, client_order_id: str, hedge: bool) -> dict[str, str]:
         params = {
             "side": self.side,
             "type": "MARKET",
@@ -121,8 +150,8 @@ class MarketCloser:
             "newClientOrderId": client_order_id,
             "newOrderRespType": "RESULT",
         }
-        if self.hedge:
-            params["positionSide"] = self.position_side
+        if hedge:
+            params["positionSide"] = "LONG" if self.side == "SELL" else "SHORT"
         else:
             params["reduceOnly"] = "true"
         return params
@@ -131,9 +160,13 @@ class MarketCloser:
         client_order_id = self._next_id()
         mode_rechecked = False
         for _send in range(MAX_SENDS):
-            params = self._params(qty, client_order_id)
+            hedge = self.hedge
+            params = self._params(qty, client_order_id, hedge)
             try:
-                order = await self.session.call("futures_create_order", symbol=self.symbol, idempotent=False, **params)
+                if self._send_order is not None:
+                    order = await self._send_order(params)
+                else:
+                    order = await self.session.call("futures_create_order", symbol=self.symbol, idempotent=False, **params)
                 return order, client_order_id
             except AmbiguousExchangeError as exc:
                 found = await self._lookup(client_order_id, exc)
@@ -144,8 +177,9 @@ class MarketCloser:
                 if exc.code != POSITION_SIDE_MISMATCH or mode_rechecked:
                     raise
                 mode_rechecked = True
-                was_hedge, self.hedge = self.hedge, await self._refresh_mode()
-                if self.hedge == was_hedge:
+                if self.hedge == hedge:  # not re-read yet by an order sent alongside this one
+                    self.hedge = await self._refresh_mode()
+                if self.hedge == hedge:
                     raise TerminalExchangeError(
                         f"{exc} (the account's position mode is still {'hedge' if self.hedge else 'one-way'})",
                         code=exc.code,
@@ -214,14 +248,15 @@ class MarketCloser:
         A one-way position that flipped to the other side reports size 0 but is not flat.
         """
         entries = await self.session.call("futures_position_information", symbol=self.symbol, idempotent=True)
-        for entry in entries or []:
-            if entry.get("symbol") not in (None, self.symbol):
+        try:  # a reply it cannot read is an error, never "flat"
+            rows = parse_position_rows(entries)
+        except ValueError as exc:
+            raise RetryableExchangeError(f"futures_position_information {self.symbol}: unusable reply: {exc}") from None
+        for row in rows:
+            if row.symbol != self.symbol or row.position_side != self.position_side:
                 continue
-            if str(entry.get("positionSide", "BOTH")) != self.position_side:
-                continue
-            amount = _decimal(entry.get("positionAmt"), "positionAmt")
-            reducible = amount if self.side == "SELL" else -amount
-            return max(reducible, ZERO), amount == 0
+            reducible = row.amount if self.side == "SELL" else -row.amount
+            return max(reducible, ZERO), row.amount == 0
         return ZERO, True
 
     # -- result ----------------------------------------------------------------------------
@@ -245,3 +280,92 @@ class MarketCloser:
             "remainder_qty": remainder,
             "already_flat": self.already_flat,
         }
+
+
+class OrderBatcher:
+    """Coalesces closing orders placed at about the same moment into ``POST /fapi/v1/batchOrders``.
+
+    Opt-in (``BinanceFuturesOrderManager(batch_orders=True)``). An order waits at most
+    ``BATCH_LINGER_SECONDS`` for others; five make a batch that goes at once; a lone order goes as
+    ``POST /fapi/v1/order``. Each order keeps its own client id and gets its own result or error
+    (Binance answers a batch with one object per item, errors inside a 200 array), so
+    ``MarketCloser`` handles it exactly like a single order. The price: orders in one batch share a
+    fate on the wire: a batch that times out or answers 5xx is ambiguous for all of its orders (each
+    is then looked up by client id before anything is resent), a slow item delays its batch-mates,
+    and a batch costs 5 request weight where single orders cost none.
+    """
+
+    def __init__(self, session: BinanceSession, *, linger: float = BATCH_LINGER_SECONDS) -> None:
+        self.session = session
+        self.linger = linger
+        self._pending: list[tuple[str, dict[str, str], asyncio.Future[dict[str, Any]]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def place(self, symbol: str, params: dict[str, str]) -> dict[str, Any]:
+        """Send one order (``params`` as for ``futures_create_order``); its reply, or its error raised."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop, self._pending, self._timer = loop, [], None
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self._pending.append((symbol, params, future))
+        if len(self._pending) >= MAX_BATCH_ORDERS:
+            self._flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.linger, self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending = [item for item in self._pending if not item[2].done()]  # a cancelled waiter sends nothing
+        self._pending = []
+        for start in range(0, len(pending), MAX_BATCH_ORDERS):
+            task = asyncio.ensure_future(self._send(pending[start:start + MAX_BATCH_ORDERS]))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(self, group: list[tuple[str, dict[str, str], asyncio.Future[dict[str, Any]]]]) -> None:
+        try:
+            if len(group) == 1:
+                symbol, params, future = group[0]
+                reply = await self.session.call("futures_create_order", symbol=symbol, idempotent=False, **params)
+                _settle(future, reply)
+                return
+            orders = [{"symbol": symbol, **params} for symbol, params, _ in group]
+            replies = await self.session.call("futures_place_batch_order", idempotent=False, batchOrders=orders)
+        except asyncio.CancelledError:
+            for _, _, future in group:
+                future.cancel()
+            raise
+        except Exception as exc:
+            for symbol, _, future in group:
+                error = copy.copy(exc)
+                if isinstance(error, ExchangeError) and error.symbol is None:
+                    error.symbol = symbol
+                _settle(future, error)
+            return
+        if not isinstance(replies, list) or len(replies) != len(group):
+            for symbol, _, future in group:
+                _settle(future, AmbiguousExchangeError(
+                    f"futures_place_batch_order: unexpected reply {replies!r:.200}; order may have executed",
+                    symbol=symbol))
+            return
+        for (symbol, _, future), reply in zip(group, replies):
+            if isinstance(reply, dict) and "orderId" not in reply and "code" in reply:
+                _settle(future, to_exchange_error(BinanceAPIException(None, 400, json.dumps(reply)),
+                                                  operation="futures_create_order (in a batch)", symbol=symbol,
+                                                  idempotent=False))
+            else:
+                _settle(future, reply)
+
+
+def _settle(future: asyncio.Future[dict[str, Any]], outcome: Any) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

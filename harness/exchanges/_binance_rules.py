@@ -13,6 +13,10 @@ from decimal import ROUND_CEILING, ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
 
+#: the most MARKET orders one close may be split into; a size needing more is not a real position
+MAX_ORDERS_PER_CLOSE = 1000
+
+
 class InvalidArgumentError(ValueError):
     """An argument of an order-manager call is invalid; ``terminal``: the engine does not retry it."""
 
@@ -99,11 +103,19 @@ def plan_market_orders(quantity: Decimal | float | int | str, rules: SymbolRules
     requested = to_decimal(quantity, name="quantity")
     if requested <= 0:
         raise InvalidArgumentError(f"quantity={requested}: must be > 0")
-    sendable = round_down(requested, rules.step_size)
+    try:
+        sendable = round_down(requested, rules.step_size)
+    except InvalidOperation:  # more digits than Decimal's context carries: not a real position
+        raise InvalidArgumentError(f"quantity={requested}: too large to trade in steps of {rules.step_size}") from None
     if sendable <= 0 or sendable < rules.min_qty:
         return OrderPlan(requested, (), requested)
     max_per_order = round_down(rules.max_qty, rules.step_size)
     count = int((sendable / max_per_order).to_integral_value(rounding=ROUND_CEILING))
+    if count > MAX_ORDERS_PER_CLOSE:  # a garbled reply, not a position: planning it would never end
+        raise InvalidArgumentError(
+            f"quantity={requested}: needs {count} MARKET orders of at most {max_per_order} {rules.symbol}, more "
+            f"than the {MAX_ORDERS_PER_CLOSE} a close may send; refusing an implausible size"
+        )
     total_steps = int(sendable / rules.step_size)
     base, extra = divmod(total_steps, count)
     chunks = tuple(
@@ -167,3 +179,46 @@ def parse_exchange_info(raw: Mapping[str, Any]) -> ExchangeRules:
         symbols[rules.symbol] = rules
     limits = tuple(dict(item) for item in raw.get("rateLimits") or [] if isinstance(item, Mapping))
     return ExchangeRules(symbols=symbols, rate_limits=limits)
+
+
+POSITION_SIDES = frozenset({"BOTH", "LONG", "SHORT"})
+
+
+@dataclass(frozen=True)
+class PositionRow:
+    """One row of ``GET /fapi/v3/positionRisk``."""
+
+    symbol: str
+    position_side: str
+    amount: Decimal  # signed: negative = short
+    mark_price: Decimal | None = None
+
+
+def parse_position_rows(raw: Any) -> list[PositionRow]:
+    """``GET /fapi/v3/positionRisk`` -> rows; ValueError for anything else.
+
+    The reply must be a list (``[]`` when nothing is open) of objects, each with a ``symbol`` and a
+    finite ``positionAmt`` (and a known ``positionSide`` when given): an empty body (``{}``),
+    ``null``, HTML or a row missing its amount is never taken for "no position".
+    """
+    if not isinstance(raw, list):
+        raise ValueError(f"positionRisk: expected a list of positions, got {type(raw).__name__}: {raw!r:.80}")
+    rows = []
+    for entry in raw:
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"positionRisk: a row is not an object: {entry!r:.80}")
+        symbol = entry.get("symbol")
+        if not isinstance(symbol, str) or not symbol:
+            raise ValueError(f"positionRisk: a row has no symbol: {dict(entry)!r:.120}")
+        if entry.get("positionAmt") in (None, ""):
+            raise ValueError(f"positionRisk: {symbol} has no positionAmt")
+        side = entry.get("positionSide", "BOTH")
+        if side not in POSITION_SIDES:
+            raise ValueError(f"positionRisk: {symbol} positionSide={side!r}")
+        amount = to_decimal(entry["positionAmt"], name=f"{symbol}.positionAmt")
+        try:  # informational only: a garbled mark price does not make the position unreadable
+            mark_price = to_decimal(entry.get("markPrice"), name=f"{symbol}.markPrice")
+        except ValueError:
+            mark_price = None
+        rows.append(PositionRow(symbol, side, amount, mark_price))
+    return rows

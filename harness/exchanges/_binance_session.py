@@ -7,7 +7,15 @@
 * on -1021 (timestamp outside recvWindow) re-read ``GET /fapi/v1/time`` and retry once;
 * on 429/418 wait ``Retry-After`` once when that fits the time left (30 s outside a run), else raise
   ``RetryableExchangeError(retry_after=...)``;
-* map every failure to ``harness.core.errors`` (see ``_binance_errors``), never leaking a secret.
+* map every failure to ``harness.core.errors`` (see ``_binance_errors``), never leaking a secret;
+* before sending: take one of ``max_in_flight`` slots, then the rate limiter's grant (see
+  ``_binance_limiter``: the request queues until it fits Binance's weight and order limits; when that
+  wait would outlast the run's deadline it is not sent and ``RetryableExchangeError`` is raised);
+* after: every response's ``X-MBX-*`` usage headers go to the limiter (both clients are thin
+  subclasses of python-binance's that show each response to the limiter before parsing it).
+
+Both clients pool up to ``max_in_flight`` keep-alive connections (aiohttp's default is 100 and
+requests' is 10, which would serialise a 200-symbol liquidation behind a few sockets).
 
 The AsyncClient is built directly (not ``AsyncClient.create``: no spot ping, no spot time) inside
 the running loop on first use, and rebuilt if a later call runs on another loop. The sync Client is
@@ -24,8 +32,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from binance import AsyncClient, Client
 from binance.exceptions import BinanceAPIException
+from requests.adapters import HTTPAdapter
 
 from harness.core.context import remaining_time
 from harness.core.errors import RetryableExchangeError
@@ -36,6 +46,7 @@ from harness.exchanges._binance_errors import (
     retry_after_seconds,
     to_exchange_error,
 )
+from harness.exchanges._binance_limiter import RequestLimiter, request_cost
 
 log = logging.getLogger("harness.exchanges.binance")
 
@@ -43,8 +54,15 @@ log = logging.getLogger("harness.exchanges.binance")
 MIN_REQUEST_SECONDS = 0.01
 #: the longest Retry-After waited out when no run deadline bounds the call (else: raised)
 MAX_RETRY_AFTER_WAIT_SECONDS = 30.0
+#: the longest a request queues for the rate limiter when no run deadline bounds it
+MAX_QUEUE_WAIT_SECONDS = 60.0
+#: requests in flight at once (and pooled keep-alive connections per client): a 200-symbol account
+#: cancels with 400 requests at once; fewer slots add a round trip per extra wave
+DEFAULT_MAX_IN_FLIGHT = 512
+#: how long an idle pooled connection is kept open (aiohttp's default is 15 s)
+KEEPALIVE_SECONDS = 60.0
 #: python-binance methods that take no parameters (so no per-call requests_params either)
-_NO_PARAM_METHODS = frozenset({"futures_time", "futures_exchange_info"})
+_NO_PARAM_METHODS = frozenset({"futures_time", "futures_exchange_info", "futures_ping"})
 
 
 class _Secret:
@@ -64,12 +82,39 @@ class _Secret:
     __str__ = __repr__
 
 
-def _build_sync_client(api_key: str, secret: str) -> Client:
+def _where(operation: str, symbol: str | None) -> str:
+    return f"{operation} {symbol}" if symbol else operation
+
+
+class _ObservedAsyncClient(AsyncClient):
+    """python-binance's ``AsyncClient`` showing each response's status and headers to ``observe`` first
+    (cheaper than an aiohttp trace, which fires a dozen signals per request)."""
+
+    observe: Callable[[Any, int], None] | None = None
+
+    async def _handle_response(self, response: Any) -> Any:
+        if self.observe is not None:
+            self.observe(response.headers, response.status)
+        return await super()._handle_response(response)
+
+
+class _ObservedClient(Client):
+    """python-binance's sync ``Client``, observed the same way."""
+
+    observe: Callable[[Any, int], None] | None = None
+
+    def _handle_response(self, response: Any) -> Any:  # python-binance calls self._handle_response(...)
+        if self.observe is not None:
+            self.observe(response.headers, response.status_code)
+        return Client._handle_response(response)
+
+
+def _build_sync_client(api_key: str, secret: str, factory: type[Client] = Client) -> Client:
     box: dict[str, Any] = {}
 
     def build() -> None:
         try:
-            client = Client(api_key, secret, ping=False)
+            client = factory(api_key, secret, ping=False)
             client.loop.close()  # the loop python-binance made for this thread; REST never uses it
             asyncio.set_event_loop(None)
             box["client"] = client
@@ -97,6 +142,8 @@ class BinanceSession:
         request_timeout: float,
         sleep: Callable[[float], Awaitable[Any]],
         sync_sleep: Callable[[float], Any],
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        limiter: RequestLimiter | None = None,
     ) -> None:
         self.api_key = api_key
         self._secret = _Secret(api_secret)
@@ -112,6 +159,10 @@ class BinanceSession:
         self._sync: Client | None = None
         self._sync_lock = threading.Lock()
         self._sync_clock_lock = threading.Lock()
+        self.max_in_flight = max_in_flight
+        self.limiter = limiter if limiter is not None else RequestLimiter()
+        self._slots: asyncio.Semaphore | None = None
+        self._sync_slots = threading.BoundedSemaphore(max_in_flight)
 
     def __repr__(self) -> str:
         return f"BinanceSession({self.futures_url}, api_key={self.api_key[:4]}...)"
@@ -128,9 +179,14 @@ class BinanceSession:
         if self._async is None or self._async_loop is not loop:
             if self._async is not None:
                 log.warning("event loop changed: building a new AsyncClient (the old one cannot be closed here)")
-            client = AsyncClient(self.api_key, self._secret.reveal())
+            connector = aiohttp.TCPConnector(
+                limit=self.max_in_flight, limit_per_host=0, keepalive_timeout=KEEPALIVE_SECONDS
+            )
+            client = _ObservedAsyncClient(self.api_key, self._secret.reveal(), session_params={"connector": connector})
+            client.observe = self.limiter.observe
             self._configure(client)
             self._async, self._async_loop, self._locks = client, loop, {}
+            self._slots = asyncio.Semaphore(self.max_in_flight)
         return self._async
 
     def lock(self, name: str) -> asyncio.Lock:
@@ -141,8 +197,12 @@ class BinanceSession:
     def sync_client(self) -> Client:
         with self._sync_lock:
             if self._sync is None:
-                client = _build_sync_client(self.api_key, self._secret.reveal())
+                client = _build_sync_client(self.api_key, self._secret.reveal(), _ObservedClient)
+                client.observe = self.limiter.observe
                 self._configure(client)
+                pool = HTTPAdapter(pool_connections=4, pool_maxsize=self.max_in_flight, max_retries=0)
+                client.session.mount("https://", pool)
+                client.session.mount("http://", pool)
                 self._sync = client
             return self._sync
 
@@ -163,9 +223,76 @@ class BinanceSession:
         left = remaining_time()
         timeout = self.request_timeout if left is None else min(self.request_timeout, left)
         if timeout < MIN_REQUEST_SECONDS:
-            where = f"{operation} {symbol}" if symbol else operation
-            raise RetryableExchangeError(f"{where}: not sent, the run's deadline has passed", symbol=symbol)
+            raise RetryableExchangeError(
+                f"{_where(operation, symbol)}: not sent, the run's deadline has passed", symbol=symbol
+            )
         return timeout
+
+    def _grant(self, operation: str, symbol: str | None, params: dict[str, Any]) -> float:
+        """Seconds to wait for the rate limiter's grant; raises when it would outlast the deadline."""
+        weight, orders = request_cost(operation, params)
+        left = remaining_time()
+        budget = MAX_QUEUE_WAIT_SECONDS if left is None else max(0.0, left - MIN_REQUEST_SECONDS)
+        delay = self.limiter.reserve(weight, orders, max_delay=budget)
+        if delay is None:
+            raise RetryableExchangeError(
+                f"{_where(operation, symbol)}: not sent, Binance's rate limits leave no room for it within "
+                f"{budget:.3f}s ({', '.join(map(str, self.limiter.limits))}; {self.limiter.headroom:.0%} of each used)",
+                symbol=symbol,
+            )
+        if delay > 0:
+            log.info("%s: queued %.3fs by the rate limiter", _where(operation, symbol), delay)
+        return delay
+
+    async def _send(self, client: AsyncClient, method: str, symbol: str | None, params: dict[str, Any]) -> Any:
+        """One request: an in-flight slot, the limiter's grant, then the call bounded by the time left."""
+        slots = self._slots
+        assert slots is not None
+        if slots.locked():
+            try:
+                async with asyncio.timeout(self._timeout(method, symbol)):
+                    await slots.acquire()
+            except TimeoutError:
+                raise RetryableExchangeError(
+                    f"{_where(method, symbol)}: not sent, {self.max_in_flight} requests stayed in flight until the deadline",
+                    symbol=symbol,
+                ) from None
+        else:
+            await slots.acquire()
+        try:
+            delay = self._grant(method, symbol, params)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            timeout = self._timeout(method, symbol)
+            self.limiter.sent()
+            try:
+                async with asyncio.timeout(timeout):
+                    return await getattr(client, method)(**params)
+            finally:
+                self.limiter.done()
+        finally:
+            slots.release()
+
+    def _send_sync(self, client: Client, method: str, symbol: str | None, params: dict[str, Any]) -> Any:
+        if not self._sync_slots.acquire(timeout=self._timeout(method, symbol)):
+            raise RetryableExchangeError(
+                f"{_where(method, symbol)}: not sent, {self.max_in_flight} requests stayed in flight until the deadline",
+                symbol=symbol,
+            )
+        try:
+            delay = self._grant(method, symbol, params)
+            if delay > 0:
+                time.sleep(delay)
+            call_params = dict(params)
+            if method not in _NO_PARAM_METHODS:
+                call_params["requests_params"] = {"timeout": self._timeout(method, symbol)}
+            self.limiter.sent()
+            try:
+                return getattr(client, method)(**call_params)
+            finally:
+                self.limiter.done()
+        finally:
+            self._sync_slots.release()
 
     def _set_offset(self, reply: Any, sent: float, received: float) -> None:
         try:
@@ -215,10 +342,9 @@ class BinanceSession:
             params["symbol"] = symbol
         resynced = waited = False
         while True:
-            timeout = self._timeout(method, symbol)
             client = self.async_client()
             try:
-                return await asyncio.wait_for(getattr(client, method)(**dict(params)), timeout)
+                return await self._send(client, method, symbol, dict(params))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -259,12 +385,8 @@ class BinanceSession:
             params["symbol"] = symbol
         resynced = waited = False
         while True:
-            timeout = self._timeout(method, symbol)
-            call_params = dict(params)
-            if method not in _NO_PARAM_METHODS:
-                call_params["requests_params"] = {"timeout": timeout}
             try:
-                return getattr(client, method)(**call_params)
+                return self._send_sync(client, method, symbol, params)
             except Exception as exc:
                 if not is_transport_error(exc):
                     raise

@@ -20,16 +20,36 @@ read once. How closes avoid double execution: see ``_binance_close``; error mapp
 ``cancel_all_orders`` counts the symbol's open regular and algo orders (``GET openOrders`` and
 ``GET openAlgoOrders``), then always sends both ``DELETE allOpenOrders`` and
 ``DELETE algoOpenOrders`` (cheap, and safe against orders placed in between), and returns the count.
+
+Speed (a liquidation should cost about three round trips at any account size):
+
+* ``cancel_all_orders_async`` is the same cancel without a thread; the engine awaits it when an
+  order manager has one, so hundreds of symbols cancel at once without hundreds of threads. It
+  sends the two counting GETs together, then the two DELETEs together (2 round trips, not 4).
+  Inside an engine run the counts come from ONE account-wide snapshot per run
+  (``GET openOrders`` and ``GET openAlgoOrders`` without a symbol, 40 weight each) shared by every
+  symbol, so a 200-symbol cancel costs 2 GETs instead of 400; if that snapshot fails, each symbol
+  counts its own orders. The count is what was open when the run began.
+* every request passes the session's rate limiter (``_binance_limiter``), configured from
+  exchangeInfo's ``rateLimits`` as soon as exchangeInfo is read; ``max_in_flight`` bounds
+  concurrency and sizes both clients' connection pools; ``request_stats()`` reports the numbers.
+* ``warm_up()`` reads the clock offset, exchangeInfo and the position mode ahead of time (a bot
+  calls it at start-up), so a liquidation spends no round trip on anything that can be cached.
+* ``batch_orders=True`` (off by default) sends closes of different symbols placed at the same
+  moment together as ``POST /fapi/v1/batchOrders`` (see ``_binance_close.OrderBatcher`` for what
+  that trades away: batch-mates share timeouts and ambiguity).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -42,7 +62,7 @@ from binance.client import BaseClient
 from harness.core.context import current_correlation_id
 from harness.exchanges.hosts import host_kind
 from harness.core.errors import ConfigError, ExchangeError, RetryableExchangeError, TerminalExchangeError
-from harness.exchanges._binance_close import MarketCloser
+from harness.exchanges._binance_close import MarketCloser, OrderBatcher
 from harness.exchanges._binance_errors import NOT_FOUND_CODES
 from harness.exchanges._binance_ids import CLIENT_ORDER_ID_PATTERN, make_client_order_id
 from harness.exchanges._binance_rules import (
@@ -51,10 +71,11 @@ from harness.exchanges._binance_rules import (
     OrderPlan,
     SymbolRules,
     parse_exchange_info,
+    parse_position_rows,
     plan_market_orders,
     to_decimal,
 )
-from harness.exchanges._binance_session import BinanceSession
+from harness.exchanges._binance_session import DEFAULT_MAX_IN_FLIGHT, BinanceSession
 
 __all__ = [
     "BinanceFuturesOrderManager",
@@ -80,6 +101,9 @@ PRODUCTION_FUTURES_URL = BaseClient.FUTURES_URL.format("com")
 TESTNET_FUTURES_URL = BaseClient.FUTURES_TESTNET_URL
 _SYMBOL = re.compile(r"^[A-Z0-9_]{1,40}$")
 _ZERO = Decimal("0")
+#: runs whose client-order-id sequences are kept (a run's retries need its own; older runs are done)
+MAX_TRACKED_RUNS = 8
+_CANCEL_METHODS = ("futures_cancel_all_open_orders", "futures_cancel_all_algo_open_orders")
 
 
 class TargetKind(str, Enum):
@@ -151,6 +175,8 @@ class BinanceFuturesOrderManager:
         symbols_info: Mapping[str, Any] | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         sync_sleep: Callable[[float], Any] = time.sleep,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        batch_orders: bool = False,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ConfigError("api_key", "<missing>" if not api_key else "<not a string>", "a non-empty string")
@@ -160,6 +186,8 @@ class BinanceFuturesOrderManager:
             raise ConfigError("recv_window_ms", recv_window_ms, "an int from 1 to 60000 (Binance's maximum)")
         if isinstance(request_timeout, bool) or not isinstance(request_timeout, (int, float)) or not 0 < request_timeout <= 60:
             raise ConfigError("request_timeout", request_timeout, "seconds, a number > 0 and <= 60")
+        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or not 1 <= max_in_flight <= 4096:
+            raise ConfigError("max_in_flight", max_in_flight, "an int from 1 to 4096 (requests in flight at once)")
         self.target = resolve_target(base_url=base_url, testnet=testnet, testnet_url=testnet_url)
         self.recv_window_ms = recv_window_ms
         self.request_timeout = float(request_timeout)
@@ -171,11 +199,18 @@ class BinanceFuturesOrderManager:
             request_timeout=self.request_timeout,
             sleep=sleep,
             sync_sleep=sync_sleep,
+            max_in_flight=max_in_flight,
         )
         self._rules: ExchangeRules | None = self._given_rules(symbols_info)
+        if self._rules is not None:
+            self._session.limiter.configure(self._rules.rate_limits)
         self._hedge: bool | None = None
-        self._sequences: dict[tuple[str, str], int] = {}
+        self._sequences: OrderedDict[str, dict[str, int]] = OrderedDict()
         self._sequence_lock = threading.Lock()
+        self._order_snapshot: tuple[str, asyncio.Future[dict[str, int]]] | None = None
+        if not isinstance(batch_orders, bool):
+            raise ConfigError("batch_orders", batch_orders, "True or False")
+        self._batcher = OrderBatcher(self._session) if batch_orders else None
         self._own_run_id = uuid.uuid4().hex  # client order ids outside an engine run
 
     @staticmethod
@@ -206,7 +241,35 @@ class BinanceFuturesOrderManager:
 
     async def close(self) -> None:
         """Close both HTTP sessions (the AsyncClient's and the sync Client's)."""
+        snapshot, self._order_snapshot = self._order_snapshot, None
+        if snapshot is not None and not snapshot[1].done():
+            snapshot[1].cancel()
         await self._session.aclose()
+
+    async def warm_up(self, *, connections: int = 0) -> ExchangeRules:
+        """Read ahead what every liquidation needs: clock offset, exchangeInfo (rules and rate limits)
+        and the position mode; a bot calls this at start-up so a liquidation re-reads none of them.
+
+        ``connections`` > 0 also opens that many pooled keep-alive connections (capped at
+        ``max_in_flight``) with concurrent ``GET /fapi/v1/ping`` (weight 1 each), so a liquidation's
+        first burst pays no TCP (or TLS) handshakes; they stay open while used within
+        ``KEEPALIVE_SECONDS``.
+        """
+        if isinstance(connections, bool) or not isinstance(connections, int) or connections < 0:
+            raise InvalidArgumentError(f"connections={connections!r}: expected an int >= 0")
+        await self._session.ensure_clock()
+        pings = min(connections, self._session.max_in_flight)
+        rules, _mode, *_ = await asyncio.gather(
+            self.exchange_rules(),
+            self.is_hedge_mode(),
+            *(self._session.call("futures_ping", idempotent=True) for _ in range(pings)),
+        )
+        return rules
+
+    def request_stats(self) -> dict[str, float]:
+        """The rate limiter's counters: requests, weight, orders, queueing, peak in flight, the highest
+        usage Binance reported (``max_weight_seen``, ``max_orders_10s_seen``...) and 429/418 seen."""
+        return self._session.limiter.stats()
 
     # -- exchange facts (cached) -----------------------------------------------------------
     async def exchange_rules(self) -> ExchangeRules:
@@ -216,9 +279,11 @@ class BinanceFuturesOrderManager:
                 if self._rules is None:
                     raw = await self._session.call("futures_exchange_info", idempotent=True)
                     try:
-                        self._rules = parse_exchange_info(raw)
+                        rules = parse_exchange_info(raw)
                     except ValueError as exc:
                         raise RetryableExchangeError(f"futures_exchange_info: unusable reply: {exc}") from None
+                    self._session.limiter.configure(rules.rate_limits)
+                    self._rules = rules
         return self._rules
 
     async def symbol_rules(self, symbol: str) -> SymbolRules:
@@ -237,11 +302,25 @@ class BinanceFuturesOrderManager:
             self._hedge = str(value).lower() == "true"
         return self._hedge
 
+    async def countdown_cancel_all(self, symbol: str, countdown_ms: int) -> Any:
+        """Arm (``countdown_ms`` > 0) or disarm (0) the exchange's dead-man's switch for ``symbol``:
+        ``POST /fapi/v1/countdownCancelAll`` (see ``harness.deadman``)."""
+        if isinstance(countdown_ms, bool) or not isinstance(countdown_ms, int) or countdown_ms < 0:
+            raise InvalidArgumentError(f"countdown_ms={countdown_ms!r}: expected an int >= 0 (0 disarms)")
+        return await self._session.call(
+            "futures_countdown_cancel_all", symbol=_symbol_arg(symbol), idempotent=True, countdownTime=countdown_ms
+        )
+
     def _next_client_order_id(self, symbol: str) -> str:
         run = current_correlation_id.get() or self._own_run_id
         with self._sequence_lock:
-            sequence = self._sequences.get((run, symbol), 0) + 1
-            self._sequences[(run, symbol)] = sequence
+            sequences = self._sequences.get(run)
+            if sequences is None:
+                sequences = self._sequences[run] = {}
+                while len(self._sequences) > MAX_TRACKED_RUNS:  # bounded: a long-lived bot never grows
+                    self._sequences.popitem(last=False)
+            sequence = sequences.get(symbol, 0) + 1
+            sequences[symbol] = sequence
         return make_client_order_id(run, symbol, sequence)
 
     # -- OrderExecutionManager -------------------------------------------------------------
@@ -258,22 +337,17 @@ class BinanceFuturesOrderManager:
         for outcome in (raw, mode):
             if isinstance(outcome, BaseException):
                 raise outcome
+        try:  # a reply it cannot read is an error, never "no position" (see parse_position_rows)
+            rows = parse_position_rows(raw)
+        except ValueError as exc:
+            raise RetryableExchangeError(f"futures_position_information: unusable reply: {exc}") from None
         positions = []
-        for entry in raw or []:
-            symbol = str(entry.get("symbol", ""))
-            if wanted and symbol not in wanted:
+        for row in rows:
+            if (wanted and row.symbol not in wanted) or row.amount == _ZERO:
                 continue
-            try:
-                amount = to_decimal(entry.get("positionAmt", "0"), name=f"{symbol}.positionAmt")
-                mark = entry.get("markPrice")
-                mark_price = to_decimal(mark, name=f"{symbol}.markPrice") if mark not in (None, "") else None
-            except ValueError as exc:
-                raise RetryableExchangeError(f"futures_position_information: unusable reply: {exc}") from None
-            if amount == _ZERO:
-                continue
-            position = {"symbol": symbol, "position_amt": amount, "position_side": str(entry.get("positionSide") or "BOTH")}
-            if mark_price is not None:
-                position["mark_price"] = mark_price
+            position = {"symbol": row.symbol, "position_amt": row.amount, "position_side": row.position_side}
+            if row.mark_price is not None:
+                position["mark_price"] = row.mark_price
             positions.append(position)
         return positions
 
@@ -293,6 +367,67 @@ class BinanceFuturesOrderManager:
         log.info("cancel_all_orders %s: %d open order(s) cancelled", symbol, count)
         return count
 
+    async def cancel_all_orders_async(self, symbol: str) -> int:
+        """``cancel_all_orders`` on the event loop: no thread, 2 round trips (module docstring)."""
+        symbol = _symbol_arg(symbol)
+        counts = await self._run_open_order_counts()
+        if counts is None:
+            regular, algo = await _all_or_raise(
+                self._session.call("futures_get_open_orders", symbol=symbol, idempotent=True),
+                self._session.call("futures_get_open_algo_orders", symbol=symbol, idempotent=True),
+            )
+            count = _count_orders(regular) + _count_orders(algo)
+        else:
+            count = counts.get(symbol, 0)
+        await _all_or_raise(*(self._cancel_all(method, symbol) for method in _CANCEL_METHODS))
+        log.info("cancel_all_orders %s: %d open order(s) cancelled", symbol, count)
+        return count
+
+    async def _cancel_all(self, method: str, symbol: str) -> None:
+        try:
+            await self._session.call(method, symbol=symbol, idempotent=True)
+        except ExchangeError as exc:
+            if exc.code not in NOT_FOUND_CODES:
+                raise
+
+    async def _run_open_order_counts(self) -> dict[str, int] | None:
+        """Open orders per symbol when the current engine run began (one snapshot per run, shared by
+        every symbol's cancel); None outside a run or when the snapshot could not be read."""
+        run = current_correlation_id.get()
+        if run is None:
+            return None
+        snapshot = self._order_snapshot
+        if snapshot is None or snapshot[0] != run or snapshot[1].get_loop() is not asyncio.get_running_loop():
+            snapshot = (run, asyncio.ensure_future(self._read_open_order_counts()))
+            self._order_snapshot = snapshot
+        try:
+            return await asyncio.shield(snapshot[1])
+        except ExchangeError as exc:
+            log.warning("open-order snapshot failed (%s): counting per symbol", exc)
+            return None
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if snapshot[1].cancelled() and (task is None or not task.cancelling()):
+                return None  # the snapshot was abandoned (adapter closing), not this cancel
+            raise
+
+    async def _read_open_order_counts(self) -> dict[str, int]:
+        regular, algo = await _all_or_raise(
+            self._session.call("futures_get_open_orders", idempotent=True),
+            self._session.call("futures_get_open_algo_orders", idempotent=True),
+        )
+        counts: dict[str, int] = {}
+        for reply in (regular, algo):
+            orders = _order_list(reply)
+            if orders is None:
+                raise RetryableExchangeError(f"open orders: unexpected reply {reply!r:.200}")
+            for order in orders:
+                symbol = order.get("symbol") if isinstance(order, Mapping) else None
+                if not isinstance(symbol, str):
+                    raise RetryableExchangeError(f"open orders: an order without a symbol: {order!r:.200}")
+                counts[symbol] = counts.get(symbol, 0) + 1
+        return counts
+
     async def execute_market_close(self, symbol: str, side: str, quantity: float) -> dict:
         """Close ``quantity`` with MARKET order(s) (see ``_binance_close`` for the guarantees)."""
         symbol = _symbol_arg(symbol)
@@ -309,6 +444,7 @@ class BinanceFuturesOrderManager:
             hedge=await self.is_hedge_mode(),
             next_client_order_id=lambda: self._next_client_order_id(symbol),
             refresh_hedge_mode=lambda: self.is_hedge_mode(refresh=True),
+            send_order=None if self._batcher is None else functools.partial(self._batcher.place, symbol),
         )
         result = await closer.run(qty)
         log.info(
@@ -318,11 +454,25 @@ class BinanceFuturesOrderManager:
         return result
 
 
-def _count_orders(reply: Any) -> int:
+def _order_list(reply: Any) -> list[Any] | None:
     if isinstance(reply, list):
-        return len(reply)
+        return reply
     if isinstance(reply, Mapping):
         for key in ("orders", "rows", "data"):
             if isinstance(reply.get(key), list):
-                return len(reply[key])
-    return 0
+                return reply[key]
+    return None
+
+
+def _count_orders(reply: Any) -> int:
+    orders = _order_list(reply)
+    return 0 if orders is None else len(orders)
+
+
+async def _all_or_raise(*calls: Awaitable[Any]) -> list[Any]:
+    """Await ``calls`` together; every one finishes, then the first failure (if any) is raised."""
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return list(outcomes)

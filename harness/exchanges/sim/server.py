@@ -37,6 +37,9 @@ START_TIMEOUT_SECONDS = 10.0
 STOP_TIMEOUT_SECONDS = 10.0
 SHUTDOWN_GRACE_SECONDS = 0.5
 COUNTDOWN_TICK_SECONDS = 0.01
+#: pending connections the listening socket queues (aiohttp's default 128 drops SYNs when a client
+#: opens a few hundred connections at once, and each drop costs that client a 1 s retransmit)
+LISTEN_BACKLOG = 1024
 
 
 def _loopback(host: str) -> str:
@@ -182,7 +185,7 @@ class BinanceSimulator:
         runner = web.AppRunner(HttpFace(settings).app(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
                                handler_cancellation=True)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self._requested_port)
+        site = web.TCPSite(runner, self.host, self._requested_port, backlog=LISTEN_BACKLOG)
         await site.start()
         self._runner = runner
         self._port = int(runner.addresses[0][1])

@@ -1,0 +1,310 @@
+"""Client-side rate limiting for Binance USD-M: queue a request until it fits, never earn a 429.
+
+Binance counts request weight per IP (``REQUEST_WEIGHT``, 2400 per minute) and new orders per
+account (``ORDERS``, 300 per 10 s and 1200 per minute); the real values are in exchangeInfo's
+``rateLimits`` (``RequestLimiter.configure``). Going over answers HTTP 429, and carrying on after a
+429 earns an IP ban (418). ``RequestLimiter``:
+
+* knows what each python-binance method costs (``request_cost``: weight and orders);
+* keeps a sliding window per limit and grants each request the earliest start at which every
+  window stays within ``headroom`` (90 %) of its limit: grants are first come, first served, so a
+  burst bigger than a window queues behind the requests before it instead of being rejected;
+* learns usage it did not cause (another process on the same IP or account, a restart) from the
+  ``X-MBX-USED-WEIGHT-*`` and ``X-MBX-ORDER-COUNT-*`` headers of every response (``observe``): the
+  server's count only ever raises the local one, so a real 429's headers pause the queue too;
+* counts requests in flight and keeps the numbers a benchmark or an operator wants (``stats``).
+
+``reserve`` is pure bookkeeping on an injected clock (thread-safe, no I/O, no sleeping); the session
+sleeps the delay it returns. A request whose delay would outlast the run's deadline is not reserved.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: fraction of each exchange limit the limiter lets the bot use (the rest is slack for others)
+DEFAULT_HEADROOM = 0.9
+#: python-binance method -> (request weight, request weight without ``symbol``, orders it counts)
+_COSTS: dict[str, tuple[int, int, int]] = {
+    "futures_ping": (1, 1, 0),
+    "futures_time": (1, 1, 0),
+    "futures_exchange_info": (1, 1, 0),
+    "futures_position_information": (5, 5, 0),
+    "futures_get_position_mode": (30, 30, 0),
+    "futures_account": (5, 5, 0),
+    "futures_get_open_orders": (1, 40, 0),
+    "futures_get_open_algo_orders": (1, 40, 0),
+    "futures_get_order": (1, 1, 0),
+    "futures_create_order": (0, 0, 1),
+    "futures_cancel_all_open_orders": (1, 1, 0),
+    "futures_cancel_all_algo_open_orders": (1, 1, 0),
+    "futures_countdown_cancel_all": (10, 10, 0),
+}
+#: a window keeps at most this many buckets of grants (its span / this = the bucket width)
+BUCKETS_PER_WINDOW = 600
+#: a batch costs 5 weight and counts every order in it
+BATCH_WEIGHT = 5
+UNKNOWN_METHOD_WEIGHT = 1
+_INTERVAL_SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
+_KINDS = {"REQUEST_WEIGHT": "weight", "ORDERS": "orders", "RAW_REQUESTS": "requests"}
+
+
+def request_cost(method: str, params: Mapping[str, Any]) -> tuple[int, int]:
+    """(request weight, orders) of one python-binance call with ``params``."""
+    if method == "futures_place_batch_order":
+        return BATCH_WEIGHT, max(1, len(params.get("batchOrders") or ()))
+    with_symbol, without_symbol, orders = _COSTS.get(method, (UNKNOWN_METHOD_WEIGHT, UNKNOWN_METHOD_WEIGHT, 0))
+    return (with_symbol if params.get("symbol") else without_symbol), orders
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One exchange limit: at most ``limit`` units of ``kind`` (weight | orders | requests) per ``seconds``."""
+
+    kind: str
+    seconds: float
+    limit: int
+
+    def __str__(self) -> str:
+        return f"{self.limit} {self.kind} per {self.seconds:g}s"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("weight", "orders", "requests"):
+            raise ValueError(f"kind={self.kind!r}: expected weight, orders or requests")
+        if not self.seconds > 0 or self.limit < 1:
+            raise ValueError(f"{self.kind} limit {self.limit} per {self.seconds} s: need seconds > 0 and limit >= 1")
+
+
+#: Binance USD-M's documented defaults, used until exchangeInfo says otherwise
+BINANCE_DEFAULT_LIMITS: tuple[Limit, ...] = (
+    Limit("weight", 60.0, 2400),
+    Limit("orders", 10.0, 300),
+    Limit("orders", 60.0, 1200),
+)
+
+
+def limits_from_exchange_info(rate_limits: Iterable[Mapping[str, Any]]) -> tuple[Limit, ...]:
+    """exchangeInfo ``rateLimits`` -> ``Limit``s (unknown or malformed entries are skipped)."""
+    limits = []
+    for entry in rate_limits:
+        kind = _KINDS.get(str(entry.get("rateLimitType", "")).upper())
+        unit = _INTERVAL_SECONDS.get(str(entry.get("interval", "")).upper())
+        try:
+            count, limit = int(entry.get("intervalNum", 1)), int(entry["limit"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if kind is None or unit is None or count < 1 or limit < 1:
+            continue
+        limits.append(Limit(kind, float(unit * count), limit))
+    return tuple(limits)
+
+
+def _header_name(limit: Limit) -> str:
+    """The response header in which Binance reports usage of ``limit`` ("" when it reports none)."""
+    prefix = {"weight": "X-MBX-USED-WEIGHT-", "orders": "X-MBX-ORDER-COUNT-"}.get(limit.kind)
+    if prefix is None:
+        return ""
+    for unit, seconds in (("D", 86400), ("H", 3600), ("M", 60), ("S", 1)):
+        if limit.seconds % seconds == 0:
+            return f"{prefix}{int(limit.seconds // seconds)}{unit}"
+    return ""
+
+
+class _Window:
+    """Amounts granted in the last ``limit.seconds``; grant times never decrease.
+
+    Grants close together share one bucket ``[first time, last time, amount]`` that leaves the window
+    with its LAST grant (so counting stays conservative): at most ``BUCKETS_PER_WINDOW`` buckets,
+    however busy the bot, so memory stays flat.
+    """
+
+    def __init__(self, limit: Limit, headroom: float) -> None:
+        self.limit = limit
+        self.capacity = max(1, math.floor(limit.limit * headroom))
+        self.resolution = limit.seconds / BUCKETS_PER_WINDOW
+        self.entries: deque[list[float]] = deque()
+        self.total = 0
+
+    def expire(self, now: float) -> None:
+        horizon = now - self.limit.seconds
+        while self.entries and self.entries[0][1] <= horizon:
+            self.total -= int(self.entries.popleft()[2])
+
+    def earliest(self, start: float, amount: int) -> float:
+        """The earliest time >= ``start`` at which ``amount`` more fits (entries are all <= start)."""
+        excess = self.total + amount - self.capacity
+        if excess <= 0 or not self.entries:
+            return start
+        freed = 0
+        for _first, last, granted in self.entries:
+            freed += int(granted)
+            if freed >= excess:
+                return max(start, last + self.limit.seconds)
+        return max(start, self.entries[-1][1] + self.limit.seconds)
+
+    def add(self, at: float, amount: int) -> None:
+        entries = self.entries
+        if entries and at - entries[-1][0] < self.resolution:
+            bucket = entries[-1]
+            bucket[1] = max(bucket[1], at)
+            bucket[2] += amount
+        else:
+            entries.append([at, at, amount])
+        self.total += amount
+
+
+class RequestLimiter:
+    """Sliding-window weight and order limits with first-come-first-served grants (module docstring)."""
+
+    def __init__(
+        self,
+        limits: Iterable[Limit] = BINANCE_DEFAULT_LIMITS,
+        *,
+        headroom: float = DEFAULT_HEADROOM,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 < headroom <= 1:
+            raise ValueError(f"headroom={headroom!r}: expected a fraction in (0, 1]")
+        self.headroom = headroom
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._windows: list[_Window] = []
+        self._last_grant = float("-inf")
+        self._in_flight = 0
+        self._stats: dict[str, float] = dict.fromkeys(
+            ("requests", "weight", "orders", "queued", "queued_seconds", "max_queue_seconds", "refused",
+             "peak_in_flight", "max_weight_seen", "max_orders_10s_seen", "max_orders_1m_seen", "rate_limited"),
+            0,
+        )
+        self.configure_limits(limits)
+
+    # -- configuration ---------------------------------------------------------------------
+    @property
+    def limits(self) -> tuple[Limit, ...]:
+        with self._lock:
+            return tuple(w.limit for w in self._windows)
+
+    def configure_limits(self, limits: Iterable[Limit]) -> None:
+        """Enforce ``limits`` from now on, keeping what was granted in windows that remain."""
+        wanted = list(dict.fromkeys(limits))
+        with self._lock:
+            old = {(w.limit.kind, w.limit.seconds): w for w in self._windows}
+            windows = []
+            for limit in wanted:
+                window = _Window(limit, self.headroom)
+                previous = old.get((limit.kind, limit.seconds))
+                if previous is not None:
+                    window.entries, window.total = previous.entries, previous.total
+                windows.append(window)
+            self._windows = windows
+            names = [(_header_name(w.limit), w.limit.kind, w.limit.seconds) for w in windows]
+            for limit in BINANCE_DEFAULT_LIMITS:  # reported even when not enforced, for the stats
+                names.append((_header_name(limit), limit.kind, limit.seconds))
+            self._header_names = tuple((n, k, s) for n, k, s in dict.fromkeys(names) if n)
+
+    def configure(self, rate_limits: Iterable[Mapping[str, Any]]) -> None:
+        """Adopt exchangeInfo's ``rateLimits`` (ignored when they name no usable limit)."""
+        limits = limits_from_exchange_info(rate_limits)
+        if limits:
+            self.configure_limits(limits)
+
+    # -- grants ----------------------------------------------------------------------------
+    def reserve(self, weight: int, orders: int, *, max_delay: float | None = None) -> float | None:
+        """Grant a request costing ``weight`` and ``orders``; seconds to wait before sending it.
+
+        None (and nothing granted) when the wait would be longer than ``max_delay``.
+        """
+        amounts = {"weight": max(0, weight), "orders": max(0, orders), "requests": 1}
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._last_grant)
+            for window in self._windows:
+                window.expire(now)
+                amount = amounts[window.limit.kind]
+                if amount:
+                    start = max(start, window.earliest(start, amount))
+            delay = start - now
+            if max_delay is not None and delay > max_delay:
+                self._stats["refused"] += 1
+                return None
+            for window in self._windows:
+                amount = amounts[window.limit.kind]
+                if amount:
+                    window.add(start, amount)
+            self._last_grant = start
+            stats = self._stats
+            stats["requests"] += 1
+            stats["weight"] += amounts["weight"]
+            stats["orders"] += amounts["orders"]
+            if delay > 0:
+                stats["queued"] += 1
+                stats["queued_seconds"] += delay
+                stats["max_queue_seconds"] = max(stats["max_queue_seconds"], delay)
+            return delay
+
+    def observe(self, headers: Mapping[str, str], status: int | None = None) -> None:
+        """Learn the server's usage from one response's ``X-MBX-*`` headers (any status).
+
+        ``headers`` must look names up case-insensitively (aiohttp's and requests' headers do).
+        """
+        seen: list[tuple[str, float, int]] = []
+        for name, kind, seconds in self._header_names:
+            value = headers.get(name)
+            if value is None:
+                continue
+            try:
+                seen.append((kind, seconds, int(value)))
+            except (TypeError, ValueError):
+                continue
+        if not seen and status not in (418, 429):
+            return
+        with self._lock:
+            if status in (418, 429):
+                self._stats["rate_limited"] += 1
+            now = self._clock()
+            for kind, seconds, used in seen:
+                self._note_seen(kind, seconds, used)
+                for window in self._windows:
+                    if (window.limit.kind, window.limit.seconds) != (kind, seconds):
+                        continue
+                    window.expire(now)
+                    missing = used - window.total  # total includes grants still in flight
+                    if missing > 0:  # usage we did not grant: count it from now on
+                        at = max(now, self._last_grant)
+                        window.add(at, missing)
+
+    def _note_seen(self, kind: str, seconds: float, used: int) -> None:
+        key = {("weight", 60.0): "max_weight_seen", ("orders", 10.0): "max_orders_10s_seen",
+               ("orders", 60.0): "max_orders_1m_seen"}.get((kind, seconds))
+        if key is not None and used > self._stats[key]:
+            self._stats[key] = used
+
+    # -- in flight -------------------------------------------------------------------------
+    def sent(self) -> None:
+        """A granted request is on the wire."""
+        with self._lock:
+            self._in_flight += 1
+            if self._in_flight > self._stats["peak_in_flight"]:
+                self._stats["peak_in_flight"] = self._in_flight
+
+    def done(self) -> None:
+        """A request sent with ``sent()`` has its answer (or failed)."""
+        with self._lock:
+            self._in_flight -= 1
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._in_flight
+
+    def stats(self) -> dict[str, float]:
+        """Counters since construction: requests granted, weight, orders, queueing, peak in flight,
+        the highest usage the exchange reported, and 429/418 answers seen."""
+        with self._lock:
+            return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self._stats.items()}
