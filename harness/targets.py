@@ -53,10 +53,22 @@ def classify_url(url: str) -> str:
     return host_kind(url)
 
 
+def _require_root_url(url: str) -> None:
+    """An explicit http(s) URL with a host and nothing odd in it (checked before any stripping)."""
+    parsed = urlparse(url)
+    try:
+        parsed.port  # noqa: B018 - raises on a port that is not a number or out of range
+    except ValueError:
+        raise ConfigError("exchange_url", url, "allowed: an http(s) URL such as http://127.0.0.1:8080 (bad port)") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or any(c.isspace() for c in url):
+        raise ConfigError("exchange_url", url, "allowed: an http(s) URL such as http://127.0.0.1:8080")
+
+
 def resolve_target(environment: str, exchange_url: str | None = None, testnet: bool = False) -> Target:
     """The target for a run: an explicit URL wins, then --testnet, then the environment's default
     (production and high-latency: Binance production; testnet and development: futures testnet)."""
     if exchange_url:
+        _require_root_url(exchange_url)
         url = exchange_url.rstrip("/")
         if url.endswith("/fapi"):
             url = url[: -len("/fapi")]
@@ -86,3 +98,33 @@ def require_credentials(target: Target, environ: Mapping[str, str] | None = None
         raise ConfigError(missing[0], None, f"{' and '.join(missing)} must be set in the environment for {target.kind}")
     assert key and secret
     return key, secret
+
+
+def refuse_crossed_credentials(target: Target, environment: str, environ: Mapping[str, str] | None = None) -> None:
+    """ConfigError when the keys or the environment belong across the production/testnet line from ``target``.
+
+    Refused: TRADING_ENV=testnet with a production target and TRADING_ENV=production with a testnet
+    target; the target's own key variables unset while the other kind's are set (testnet keys for a
+    production URL, production keys for testnet or an unknown host); one key value in both
+    BINANCE_API_KEY and BINANCE_TESTNET_API_KEY. Production keys are never sent anywhere but
+    production, whatever the configuration says.
+    """
+    environ = os.environ if environ is None else environ
+    if environment == "testnet" and target.kind == "production":
+        raise ConfigError("exchange_url", target.base_url or "Binance production",
+                          "is production but TRADING_ENV=testnet: testnet runs never reach production")
+    if environment == "production" and target.kind == "testnet":
+        raise ConfigError("exchange_url", target.base_url or "Binance futures testnet",
+                          "is testnet but TRADING_ENV=production: a production deployment must target production")
+    own = [environ.get(name) for name in target.key_vars]
+    other_vars = TESTNET_KEY_VARS if target.key_vars == PRODUCTION_KEY_VARS else PRODUCTION_KEY_VARS
+    other = [environ.get(name) for name in other_vars]
+    if not any(own) and any(other):
+        raise ConfigError(target.key_vars[0], None,
+                          f"the target is {target.kind} and needs {' and '.join(target.key_vars)}; "
+                          f"{' / '.join(other_vars)} belong to {'testnet' if target.is_production else 'production'} "
+                          "and are never used here")
+    production_key, testnet_key = environ.get(PRODUCTION_KEY_VARS[0]), environ.get(TESTNET_KEY_VARS[0])
+    if production_key and production_key == testnet_key:
+        raise ConfigError(TESTNET_KEY_VARS[0], "<same as BINANCE_API_KEY>",
+                          "a testnet key distinct from the production key (one key cannot be both)")

@@ -8,9 +8,12 @@ A test may carry two items (one ``checklist_item`` label per mark).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from harness.testkit import BotProcess
 
 HERE = Path(__file__).resolve().parent
 
@@ -48,3 +51,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for entry in checklist_items_for(Path(item.path).resolve(), cls.__name__ if cls else None):
             if entry not in present:
                 item.add_marker(pytest.mark.checklist(entry))
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftover_bots() -> Iterator[None]:
+    """A bot subprocess that a failed assertion left running is killed, never orphaned."""
+    yield
+    BotProcess.kill_all()

@@ -28,21 +28,10 @@ def sim() -> Iterator[BinanceSimulator]:
         simulator.faults.release_hangs()
 
 
-_STARTED: list[BotProcess] = []
-
-
-@pytest.fixture(autouse=True)
-def _kill_leftover_bots() -> Iterator[None]:
-    """A bot a failed assertion left running is killed, never orphaned."""
-    yield
-    while _STARTED:
-        _STARTED.pop().kill()
-
 
 def bot_for(sim: BinanceSimulator, tmp_path: Path, *, env: dict[str, str] | None = None, args: list[str] | None = None) -> BotProcess:
     keys = {TESTNET_KEY_VARS[0]: sim.api_key, TESTNET_KEY_VARS[1]: sim.api_secret}
     bot = BotProcess(tmp_path / "logs", exchange_url=sim.base_url, symbols=SYMBOLS, env={**keys, **(env or {})}, args=args)
-    _STARTED.append(bot)
     return bot
 
 

@@ -161,7 +161,7 @@ def read_audit_lines(path: str | Path) -> list[dict[str, Any]]:
                 continue
             try:
                 record = json.loads(raw)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # bad JSON, a 5,000-digit number, [[[[... nested too deep
                 log.warning("audit %s line %d is torn or corrupt; skipped", path, number)
                 continue
             if isinstance(record, dict):

@@ -1,4 +1,5 @@
-"""LiquidationConfig: the six settings of an emergency liquidation, profiles, and loading.
+"""LiquidationConfig: the six settings of an emergency liquidation (plus the bot's dead-man's
+switch timing), profiles, and loading.
 
 Precedence, lowest first: the environment's profile -> a TOML file -> ``LIQUIDATION_<FIELD>``
 variables -> ``EMERGENCY_LIQUIDATION_DISABLED=true`` (the rollback switch: all three switches off).
@@ -29,6 +30,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "timeout_seconds": (1.0, 30.0),
     "max_retries": (0, 10),
     "retry_delay_seconds": (0.1, 5.0),
+    "deadman_countdown_seconds": (0.0, 3600.0),
+    "deadman_interval_seconds": (0.1, 600.0),
 }
 SWITCHES: tuple[str, ...] = ("emergency_liquidation", "close_positions", "cancel_orders")
 FIELD_TYPES: dict[str, type] = {
@@ -38,6 +41,8 @@ FIELD_TYPES: dict[str, type] = {
     "timeout_seconds": float,
     "max_retries": int,
     "retry_delay_seconds": float,
+    "deadman_countdown_seconds": float,
+    "deadman_interval_seconds": float,
 }
 ENV_PREFIX = "LIQUIDATION_"
 ROLLBACK_VARIABLE = "EMERGENCY_LIQUIDATION_DISABLED"
@@ -57,6 +62,14 @@ class LiquidationConfig(BaseModel):
     max_retries: int = Field(default=3, ge=RANGES["max_retries"][0], le=RANGES["max_retries"][1])
     retry_delay_seconds: float = Field(
         default=0.5, ge=RANGES["retry_delay_seconds"][0], le=RANGES["retry_delay_seconds"][1]
+    )
+    #: the bot's dead-man's switch (Binance countdownCancelAll, see harness.deadman): the countdown it
+    #: keeps armed per symbol (0 = off) and how often it re-arms (must be shorter than the countdown)
+    deadman_countdown_seconds: float = Field(
+        default=120.0, ge=RANGES["deadman_countdown_seconds"][0], le=RANGES["deadman_countdown_seconds"][1]
+    )
+    deadman_interval_seconds: float = Field(
+        default=30.0, ge=RANGES["deadman_interval_seconds"][0], le=RANGES["deadman_interval_seconds"][1]
     )
 
     def summary(self) -> str:
@@ -139,6 +152,10 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError("config_file", str(path), f"cannot be read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config_file", str(path), f"malformed TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError("config_file", str(path), f"not UTF-8 text (byte {exc.start})") from None
+    except ValueError as exc:  # tomllib lets some values through unwrapped, e.g. a 5,000-digit integer
+        raise ConfigError("config_file", str(path), f"malformed TOML: {str(exc)[:80]}") from None
     if "liquidation" in data:
         extra = sorted(set(data) - {"liquidation"})
         if extra:

@@ -18,6 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 
+#: longest rendering of a bad value in a ConfigError message
+MAX_SHOWN_VALUE = 120
+
+
 class HarnessError(Exception):
     """Base class of every error the harness raises on purpose."""
 
@@ -31,7 +35,10 @@ class ConfigError(HarnessError, ValueError):
         self.allowed = allowed
         self.source = source
         where = f" (from {source})" if source else ""
-        super().__init__(f"{field}={value!r}{where}: {allowed}")
+        shown = repr(value)
+        if len(shown) > MAX_SHOWN_VALUE:  # a hostile 5,000-character value must not drown the message
+            shown = f"{shown[:MAX_SHOWN_VALUE - 3]}..."
+        super().__init__(f"{field}={shown}{where}: {allowed}")
 
 
 class ExchangeError(HarnessError):

@@ -4,7 +4,10 @@ Rules (../shared/CHECKLIST.md, "Configuration Validation"):
 - types: bool / float / int per field (category ``type``);
 - ranges: timeout_seconds 1.0-30.0, max_retries 0-10, retry_delay_seconds 0.1-5.0 (``range``);
 - consistency: emergency_liquidation=False requires close_positions=False and cancel_orders=False;
-- security review: production requires all three switches True (CRITICAL otherwise);
+- security review: production requires all three switches True (CRITICAL otherwise), and a
+  dead-man's switch (``deadman_countdown_seconds`` > 0) or a WARNING says a killed bot's orders stay;
+- dead-man's switch timing: on, its countdown is at least 1 s and the re-arm interval shorter than
+  the countdown (``consistency``);
 - environment notes: testnet is a WARNING "Testnet environment - proceed with testing";
 - defaults: production below 5 s or 3 retries, high-latency below 10 s or 5 retries, and a backoff
   schedule whose sleeps alone exceed the timeout are WARNINGs.
@@ -37,6 +40,7 @@ PRODUCTION_MIN_TIMEOUT = 5.0
 PRODUCTION_MIN_RETRIES = 3
 HIGH_LATENCY_MIN_TIMEOUT = 10.0
 HIGH_LATENCY_MIN_RETRIES = 5
+DEADMAN_MIN_COUNTDOWN = 1.0
 
 
 class Severity(str, Enum):
@@ -150,9 +154,10 @@ class ConfigValidator:
 
     @staticmethod
     def _consistency(values: Mapping[str, Any]) -> list[Finding]:
+        findings = ConfigValidator._deadman_timing(values)
         if values.get("emergency_liquidation") is not False:
-            return []
-        return [
+            return findings
+        return findings + [
             Finding(
                 Severity.CRITICAL,
                 "consistency",
@@ -163,8 +168,29 @@ class ConfigValidator:
             if values.get(switch) is True
         ]
 
+    @staticmethod
+    def _deadman_timing(values: Mapping[str, Any]) -> list[Finding]:
+        countdown, interval = values.get("deadman_countdown_seconds"), values.get("deadman_interval_seconds")
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (countdown, interval))
+        if not numbers or countdown == 0:
+            return []
+        if countdown < DEADMAN_MIN_COUNTDOWN:
+            return [Finding(Severity.CRITICAL, "consistency", "deadman_countdown_seconds",
+                            f"deadman_countdown_seconds={countdown:g}: 0 (off) or at least {DEADMAN_MIN_COUNTDOWN:g}s")]
+        if interval >= countdown:
+            return [Finding(Severity.CRITICAL, "consistency", "deadman_interval_seconds",
+                            f"deadman_interval_seconds={interval:g} must be shorter than deadman_countdown_seconds="
+                            f"{countdown:g}, or the dead-man's switch cancels the orders of a live bot")]
+        return []
+
     def _security(self, values: Mapping[str, Any]) -> list[Finding]:
         findings = []
+        if self.env == "production" and values.get("deadman_countdown_seconds") == 0:
+            findings.append(Finding(
+                Severity.WARNING, "security", "deadman_countdown_seconds",
+                "dead-man's switch is off in production (deadman_countdown_seconds=0): a bot that is killed "
+                "or loses power leaves its orders working on Binance",
+            ))
         for switch in SWITCHES:
             if values.get(switch) is True:
                 continue

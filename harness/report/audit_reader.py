@@ -137,6 +137,8 @@ def _parse_line(text: str, number: int) -> tuple[AuditEvent | None, str]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, f"invalid JSON: {exc.msg}"
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, [[[[... nested too deep
+        return None, f"unreadable JSON: {type(exc).__name__}"
     if not isinstance(data, dict):
         return None, "not a JSON object"
     event_type = data.get("event_type")

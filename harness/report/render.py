@@ -39,6 +39,8 @@ CONFIG_FIELDS = (
     "timeout_seconds",
     "max_retries",
     "retry_delay_seconds",
+    "deadman_countdown_seconds",
+    "deadman_interval_seconds",
 )
 HEADLINE_FIELDS = ("emergency_liquidation", "timeout_seconds", "max_retries")
 
@@ -183,6 +185,9 @@ def format_config(config: Mapping[str, Any] | None) -> str:
             extra.append(f"{name}={config[name]}")
     if "retry_delay_seconds" in config:
         extra.append(f"retry_delay={_seconds(config['retry_delay_seconds'], 'retry_delay_seconds')}")
+    if "deadman_countdown_seconds" in config:
+        countdown = config["deadman_countdown_seconds"]
+        extra.append("deadman=off" if countdown == 0 else f"deadman={_seconds(countdown, 'deadman_countdown_seconds')}")
     return ", ".join(parts) + (f" ({', '.join(extra)})" if extra else "")
 
 

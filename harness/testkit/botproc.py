@@ -58,6 +58,20 @@ class BotRun:
 class BotProcess:
     """``python -m harness.bot`` with its own log directory."""
 
+    #: every started bot not yet reaped, so a test harness can kill what a failed test left running
+    _live: list[BotProcess] = []
+
+    @classmethod
+    def kill_all(cls) -> int:
+        """Kill every bot this process started that is still running; returns how many were killed."""
+        killed = 0
+        while cls._live:
+            bot = cls._live.pop()
+            if bot.proc is not None and bot.proc.poll() is None:
+                bot.kill()
+                killed += 1
+        return killed
+
     def __init__(
         self,
         log_dir: Path,
@@ -90,6 +104,7 @@ class BotProcess:
         self.proc = subprocess.Popen(
             self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env, start_new_session=True
         )
+        BotProcess._live.append(self)
         threading.Thread(target=self._pump, daemon=True).start()
         if not self.wait_for_output(READY_PREFIX, timeout):
             self.kill()

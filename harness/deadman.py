@@ -1,0 +1,157 @@
+"""The dead-man's switch: Binance's ``countdownCancelAll`` kept armed while the bot runs.
+
+``POST /fapi/v1/countdownCancelAll`` (``symbol``, ``countdownTime`` in ms; weight 10) starts a
+per-symbol countdown on the exchange: when it runs out without being re-armed, the exchange cancels
+that symbol's open orders (it never closes positions). ``DeadMansSwitch`` re-arms every symbol the
+bot trades every ``interval_seconds`` with ``countdown_seconds``, so a bot that dies without
+running its own liquidation (SIGKILL, OOM kill, power loss, a hung process) leaves no working
+order once ``countdown_seconds`` have passed. A clean exit disarms (``countdownTime=0``).
+
+Timing: ``interval_seconds`` must be shorter than ``countdown_seconds`` (else the switch fires while
+the bot is alive); a refresh that fails is logged and retried on the next tick, and when refreshes
+keep failing for longer than the countdown the exchange cancels the orders (the safe outcome).
+Weight: each refresh costs 10 per symbol, i.e. ``10 * symbols * 60 / interval_seconds`` per minute.
+
+The switch talks to anything with ``async countdown_cancel_all(symbol, countdown_ms)``
+(``BinanceFuturesOrderManager`` has it); its clock and sleep are injectable for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from harness.core.errors import ConfigError
+
+log = logging.getLogger("harness.deadman")
+
+#: how long a clean exit may spend disarming (the process is leaving either way)
+DISARM_TIMEOUT_SECONDS = 2.0
+MIN_COUNTDOWN_SECONDS = 1.0
+
+
+@runtime_checkable
+class CountdownArmer(Protocol):
+    async def countdown_cancel_all(self, symbol: str, countdown_ms: int) -> Any: ...
+
+
+def supports_countdown(order_manager: Any) -> bool:
+    """True when ``order_manager`` can arm Binance's countdown (``countdown_cancel_all``)."""
+    method = getattr(order_manager, "countdown_cancel_all", None)
+    return callable(method) and asyncio.iscoroutinefunction(method)
+
+
+def check_timing(countdown_seconds: float, interval_seconds: float) -> None:
+    """ConfigError unless 0 (off) or countdown >= 1 s and the refresh interval is shorter than it."""
+    if countdown_seconds == 0:
+        return
+    if countdown_seconds < MIN_COUNTDOWN_SECONDS:
+        raise ConfigError("deadman_countdown_seconds", countdown_seconds,
+                          f"0 (off) or at least {MIN_COUNTDOWN_SECONDS:g} seconds")
+    if not 0 < interval_seconds < countdown_seconds:
+        raise ConfigError("deadman_interval_seconds", interval_seconds,
+                          f"more than 0 and less than deadman_countdown_seconds={countdown_seconds:g}, "
+                          "or the switch fires while the bot is alive")
+
+
+class DeadMansSwitch:
+    """Keeps ``countdownCancelAll`` armed for ``symbols`` through ``armer`` (module docstring)."""
+
+    def __init__(
+        self,
+        armer: CountdownArmer,
+        symbols: Sequence[str],
+        *,
+        countdown_seconds: float,
+        interval_seconds: float,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        on_armed: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        check_timing(countdown_seconds, interval_seconds)
+        if countdown_seconds == 0:
+            raise ConfigError("deadman_countdown_seconds", 0, "a countdown > 0 (0 means the switch is off: do not build one)")
+        self.armer = armer
+        self.symbols = list(dict.fromkeys(symbols))
+        self.countdown_ms = int(round(countdown_seconds * 1000))
+        self.interval_seconds = float(interval_seconds)
+        self._sleep = sleep
+        self._on_armed = on_armed
+        self._task: asyncio.Task[None] | None = None
+        self.refreshes = 0  # rounds in which every symbol was armed
+        self.failures = 0  # single-symbol arm requests that failed
+        self.armed: set[str] = set()
+
+    def __repr__(self) -> str:
+        return (f"DeadMansSwitch(symbols={self.symbols}, countdown_ms={self.countdown_ms}, "
+                f"interval_seconds={self.interval_seconds:g})")
+
+    async def _set(self, symbol: str, countdown_ms: int) -> bool:
+        try:
+            await self.armer.countdown_cancel_all(symbol, countdown_ms)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a failed refresh must never stop the bot: the next tick tries again
+            self.failures += 1
+            log.warning("dead-man's switch %s %s failed: %s", "arm" if countdown_ms else "disarm", symbol, exc)
+            return False
+        return True
+
+    async def arm_once(self) -> list[str]:
+        """Arm every symbol now (concurrently); the symbols armed."""
+        results = await asyncio.gather(*(self._set(symbol, self.countdown_ms) for symbol in self.symbols))
+        armed = [symbol for symbol, ok in zip(self.symbols, results, strict=True) if ok]
+        self.armed.update(armed)
+        if len(armed) == len(self.symbols):
+            self.refreshes += 1
+        return armed
+
+    async def _run(self) -> None:
+        first = True
+        while True:
+            armed = await self.arm_once()
+            if first and armed:
+                first = False
+                log.info("dead-man's switch armed: countdownCancelAll %d ms on %s, refreshed every %gs",
+                         self.countdown_ms, ",".join(armed), self.interval_seconds)
+                if self._on_armed is not None:
+                    self._on_armed(armed)
+            await self._sleep(self.interval_seconds)
+
+    def start(self) -> asyncio.Task[None]:
+        """Arm now and keep re-arming in a background task on the running loop."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="deadman-switch")
+        return self._task
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def stop(self, *, disarm: bool = True, timeout: float = DISARM_TIMEOUT_SECONDS) -> bool:
+        """Stop re-arming and (``disarm``) set every symbol's countdown to 0; True when all were disarmed.
+
+        Bounded by ``timeout``: a hung exchange cannot hold the bot's exit (the countdown then runs
+        out on the exchange, which only cancels orders the bot no longer has a use for).
+        """
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if not disarm or not self.armed:
+            return True
+        symbols = sorted(self.armed)
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*(self._set(symbol, 0) for symbol in symbols)), timeout)
+        except TimeoutError:
+            log.warning("dead-man's switch: disarm timed out after %gs; the exchange's countdown will run out", timeout)
+            return False
+        self.armed.difference_update(s for s, ok in zip(symbols, results, strict=True) if ok)
+        if not self.armed:
+            log.info("dead-man's switch disarmed on %s", ",".join(symbols))
+        return not self.armed
+
+
+__all__ = ["CountdownArmer", "DeadMansSwitch", "check_timing", "supports_countdown"]
