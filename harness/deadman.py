@@ -23,13 +23,13 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from harness.core.config import check_deadman_timing
 from harness.core.errors import ConfigError
 
 log = logging.getLogger("harness.deadman")
 
 #: how long a clean exit may spend disarming (the process is leaving either way)
 DISARM_TIMEOUT_SECONDS = 2.0
-MIN_COUNTDOWN_SECONDS = 1.0
 
 
 @runtime_checkable
@@ -43,17 +43,8 @@ def supports_countdown(order_manager: Any) -> bool:
     return callable(method) and asyncio.iscoroutinefunction(method)
 
 
-def check_timing(countdown_seconds: float, interval_seconds: float) -> None:
-    """ConfigError unless 0 (off) or countdown >= 1 s and the refresh interval is shorter than it."""
-    if countdown_seconds == 0:
-        return
-    if countdown_seconds < MIN_COUNTDOWN_SECONDS:
-        raise ConfigError("deadman_countdown_seconds", countdown_seconds,
-                          f"0 (off) or at least {MIN_COUNTDOWN_SECONDS:g} seconds")
-    if not 0 < interval_seconds < countdown_seconds:
-        raise ConfigError("deadman_interval_seconds", interval_seconds,
-                          f"more than 0 and less than deadman_countdown_seconds={countdown_seconds:g}, "
-                          "or the switch fires while the bot is alive")
+#: the timing rule, shared with the configuration validator (harness.core.config)
+check_timing = check_deadman_timing
 
 
 class DeadMansSwitch:

@@ -94,6 +94,24 @@ PROFILES: dict[str, dict[str, Any]] = {
 ENVIRONMENTS: tuple[str, ...] = tuple(PROFILES)
 
 
+#: the shortest dead-man's switch countdown worth arming (0 turns the switch off)
+DEADMAN_MIN_COUNTDOWN_SECONDS = 1.0
+
+
+def check_deadman_timing(countdown_seconds: float, interval_seconds: float) -> None:
+    """ConfigError unless the switch is off (countdown 0) or its countdown is at least 1 s and the
+    re-arm interval is shorter than the countdown (else it fires while the bot is alive)."""
+    if countdown_seconds == 0:
+        return
+    if countdown_seconds < DEADMAN_MIN_COUNTDOWN_SECONDS:
+        raise ConfigError("deadman_countdown_seconds", countdown_seconds,
+                          f"0 (off) or at least {DEADMAN_MIN_COUNTDOWN_SECONDS:g} seconds")
+    if not 0 < interval_seconds < countdown_seconds:
+        raise ConfigError("deadman_interval_seconds", interval_seconds,
+                          f"more than 0 and less than deadman_countdown_seconds={countdown_seconds:g}, "
+                          "or the switch fires while the bot is alive")
+
+
 def describe_allowed(field: str) -> str:
     """What ``field`` accepts, for error messages."""
     if field in RANGES:

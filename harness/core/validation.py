@@ -31,8 +31,10 @@ from harness.core.config import (
     RANGES,
     SWITCHES,
     LiquidationConfig,
+    check_deadman_timing,
     describe_allowed,
 )
+from harness.core.errors import ConfigError
 
 TESTNET_WARNING = "Testnet environment - proceed with testing"
 ERROR_CATEGORIES = frozenset({"type", "range", "consistency"})
@@ -40,7 +42,6 @@ PRODUCTION_MIN_TIMEOUT = 5.0
 PRODUCTION_MIN_RETRIES = 3
 HIGH_LATENCY_MIN_TIMEOUT = 10.0
 HIGH_LATENCY_MIN_RETRIES = 5
-DEADMAN_MIN_COUNTDOWN = 1.0
 
 
 class Severity(str, Enum):
@@ -171,16 +172,12 @@ class ConfigValidator:
     @staticmethod
     def _deadman_timing(values: Mapping[str, Any]) -> list[Finding]:
         countdown, interval = values.get("deadman_countdown_seconds"), values.get("deadman_interval_seconds")
-        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (countdown, interval))
-        if not numbers or countdown == 0:
-            return []
-        if countdown < DEADMAN_MIN_COUNTDOWN:
-            return [Finding(Severity.CRITICAL, "consistency", "deadman_countdown_seconds",
-                            f"deadman_countdown_seconds={countdown:g}: 0 (off) or at least {DEADMAN_MIN_COUNTDOWN:g}s")]
-        if interval >= countdown:
-            return [Finding(Severity.CRITICAL, "consistency", "deadman_interval_seconds",
-                            f"deadman_interval_seconds={interval:g} must be shorter than deadman_countdown_seconds="
-                            f"{countdown:g}, or the dead-man's switch cancels the orders of a live bot")]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (countdown, interval)):
+            return []  # a type error, reported by the type rule
+        try:
+            check_deadman_timing(countdown, interval)
+        except ConfigError as exc:
+            return [Finding(Severity.CRITICAL, "consistency", exc.field, str(exc))]
         return []
 
     def _security(self, values: Mapping[str, Any]) -> list[Finding]:
