@@ -408,6 +408,24 @@ class TestReportCommand:
         written = Path(line_of(blocked.output, "Deployment report: ").split(": ", 1)[1])
         assert written.read_text(encoding="utf-8").startswith("**NOT READY FOR SIGN-OFF**")
 
+    def test_config_file_is_read_as_the_engine_reads_it(self, pytester: pytest.Pytester, tmp_path: Path) -> None:
+        """--config merges with the environment's profile and is refused, exit 2, when the engine would refuse it."""
+        results, out = pytester.path / "allure-results", tmp_path / "out"
+        pytester.makepyfile(test_all=self.all_items_source())
+        run_allure(pytester, results, passed=len(ITEMS))
+        good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
+        good.write_text("timeout_seconds = 8.0\n")
+        bad.write_text("timeout_seconds = 45.0\n")
+        base = ["--results", str(results), "--out", str(out), "--no-html", "--environment", "production"]
+
+        accepted = CliRunner().invoke(report_command, [*base, "--config", str(good)])
+        refused = CliRunner().invoke(report_command, [*base, "--config", str(bad)])
+
+        assert accepted.exit_code == 0, accepted.output
+        written = Path(line_of(accepted.output, "Deployment report: ").split(": ", 1)[1]).read_text(encoding="utf-8")
+        assert "emergency_liquidation=True, timeout=8s, retries=3" in written
+        assert refused.exit_code == 2 and "timeout_seconds" in refused.output and "30.0" in refused.output
+
     @pytest.mark.parametrize("make_dir", [False, True], ids=["missing", "empty"])
     def test_exit_2_when_results_are_missing_or_empty(self, tmp_path: Path,
                                                       make_dir: bool) -> None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 
+from harness.core.config import ENVIRONMENTS, build_config, load_config, profile
+from harness.core.errors import ConfigError
 from harness.report.audit_reader import (
     AuditFileError,
     AuditSummary,
@@ -72,7 +73,7 @@ def report_command(
         run = load_results(results_dir)
     except ResultsError as exc:
         raise click.BadParameter(str(exc), param_hint="--results") from exc
-    config = _load_config(config_file) if config_file else None
+    config = _load_config(config_file, environment) if config_file else None
     try:
         report = build_report(
             run, environment=_environment(environment, run), deployed_by=deployed_by,
@@ -107,21 +108,21 @@ def _environment(option: str | None, run: RunResults) -> str:
     return os.environ.get("TRADING_ENV") or "unknown"
 
 
-def _load_config(path: Path) -> Mapping[str, Any]:
+def _load_config(path: Path, environment: str | None = None) -> Mapping[str, Any]:
+    """The effective configuration the deployment will use: the environment's profile, then the
+    file (TOML as the engine reads it; JSON with the same keys), validated by the engine's rules."""
+    profile_env = environment if environment in ENVIRONMENTS else None
     try:
-        if path.suffix.lower() == ".toml":
-            data: Any = tomllib.loads(path.read_text(encoding="utf-8"))
-        else:
-            data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
-        raise click.BadParameter(f"{str(path)!r}: not valid JSON/TOML ({exc})",
-                                 param_hint="--config") from exc
-    if isinstance(data, dict) and isinstance(data.get("liquidation"), dict):
-        data = data["liquidation"]
-    if not isinstance(data, dict):
-        raise click.BadParameter(f"{str(path)!r}: expected a mapping of LiquidationConfig fields",
-                                 param_hint="--config")
-    return data
+        if path.suffix.lower() == ".json":
+            data: Any = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and isinstance(data.get("liquidation"), dict):
+                data = data["liquidation"]
+            if not isinstance(data, dict):
+                raise ConfigError("config_file", str(path), "expected a mapping of LiquidationConfig fields")
+            return build_config({**profile(profile_env or "production"), **data}, dict.fromkeys(data, str(path))).model_dump()
+        return load_config(profile_env, path, environ={}).model_dump()
+    except (OSError, ValueError) as exc:  # ConfigError and JSONDecodeError are ValueErrors
+        raise click.BadParameter(str(exc), param_hint="--config") from exc
 
 
 @click.command("audit")
