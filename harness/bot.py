@@ -33,6 +33,7 @@ from typing import Any
 
 import click
 
+from harness._entry import run_click
 from harness.core.audit import AuditLogger
 from harness.core.config import ENVIRONMENTS, LiquidationConfig, build_config, load_config
 from harness.core.errors import ConfigError, TerminalExchangeError
@@ -370,11 +371,7 @@ def bot_command(enable_liquidation: bool | None, log_level: str, environment: st
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        bot_command.main(args=argv, prog_name="python -m harness.bot", standalone_mode=True)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_NOT_FLAT)
-    return EXIT_OK
+    return run_click(bot_command, argv, "python -m harness.bot")
 
 
 if __name__ == "__main__":

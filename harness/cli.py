@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from harness._entry import run_click
 from harness.core.config import ENVIRONMENT_VARIABLE, ENVIRONMENTS, build_config, load_raw
 from harness.core.errors import ConfigError
 from harness.core.validation import ConfigValidator, Severity, ValidationReport
@@ -98,11 +99,7 @@ _register_commands()
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit code (click's usage errors exit 2)."""
-    try:
-        cli.main(args=argv, prog_name="liquidation-harness", standalone_mode=True)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_FAILED)
-    return EXIT_OK
+    return run_click(cli, argv, "liquidation-harness")
 
 
 if __name__ == "__main__":

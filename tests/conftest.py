@@ -8,6 +8,7 @@ A test may carry two items (one ``checklist_item`` label per mark).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,3 +59,16 @@ def _kill_leftover_bots() -> Iterator[None]:
     """A bot subprocess that a failed assertion left running is killed, never orphaned."""
     yield
     BotProcess.kill_all()
+
+
+@pytest.fixture
+def restore_root_logging() -> Iterator[None]:
+    """The bot's configure_logging adds root handlers; put the root logger back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)

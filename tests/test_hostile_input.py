@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -131,18 +130,6 @@ def stub_run(monkeypatch: pytest.MonkeyPatch) -> list[TradingBot]:
     return started
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """The bot's configure_logging adds root handlers; put the root logger back afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
-
 
 BAD_BOT_ARGS: tuple[tuple[str, ...], ...] = (
     ("--env", "prod"), ("--log-level", "LOUD"), ("--deadman-countdown", "-1"), ("--deadman-countdown", "nan"),
@@ -165,7 +152,7 @@ def _clean_exit(result: Any) -> bool:
 class TestCommandLines:
     @pytest.mark.parametrize("args", BAD_BOT_ARGS, ids=[" ".join(a)[:40] for a in BAD_BOT_ARGS])
     def test_bot_refuses_a_bad_command_line_with_exit_two(self, args: tuple[str, ...], tmp_path: Path,
-                                                          stub_run: list[TradingBot], restore_logging: None) -> None:
+                                                          stub_run: list[TradingBot], restore_root_logging: None) -> None:
         argv = [*args] if "--log-dir" in args else ["--log-dir", str(tmp_path / "logs"), *args]
         result = CliRunner().invoke(bot_command, argv, env={"TRADING_ENV": "testnet"})
         assert _clean_exit(result), result.exception
@@ -178,7 +165,7 @@ class TestCommandLines:
            document=toml_documents())
     def test_bot_command_line_fuzz_exits_two_or_starts(self, options: list[tuple[str, str]], environ: dict[str, str],
                                                        document: bytes, tmp_path: Path, stub_run: list[TradingBot],
-                                                       restore_logging: None) -> None:
+                                                       restore_root_logging: None) -> None:
         (tmp_path / "c.toml").write_bytes(document)
         argv = ["--log-dir", str(tmp_path / "logs"), "--exchange-url", "http://127.0.0.1:9"]
         for option, value in options:

@@ -117,17 +117,6 @@ class TestCrossedCredentials:
         assert KEY_A not in result.output and SECRET_A not in result.output
 
 
-@pytest.fixture
-def restore_root_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
-
 
 @pytest.fixture
 def sim() -> Iterator[BinanceSimulator]:
