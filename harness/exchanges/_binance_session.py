@@ -315,6 +315,20 @@ class BinanceSession:
         budget = MAX_RETRY_AFTER_WAIT_SECONDS if left is None else left
         return wait if wait + MIN_REQUEST_SECONDS < budget else None
 
+    def _recovery(self, failure: BaseException, method: str, symbol: str | None, *, resynced: bool, waited: bool,
+                  clock_call: bool) -> tuple[str, float]:
+        """The one retry policy of both request loops: ("resync", 0) once on -1021, ("wait", s) once
+        for a 429/418 whose Retry-After fits the run, else ("raise", 0)."""
+        if not isinstance(failure, BinanceAPIException):
+            return "raise", 0.0
+        if failure.code == CLOCK_SKEW and not resynced and not clock_call:
+            return "resync", 0.0
+        wait = self._retry_wait(failure) if failure.status_code in RATE_LIMIT_STATUSES else None
+        if wait is not None and not waited:
+            log.warning("%s %s: HTTP %s, waiting Retry-After %.3fs", method, symbol or "", failure.status_code, wait)
+            return "wait", wait
+        return "raise", 0.0
+
     def _map(self, exc: BaseException, operation: str, symbol: str | None, idempotent: bool) -> Exception:
         return to_exchange_error(
             exc, operation=operation, symbol=symbol, idempotent=idempotent, secrets=(self._secret.reveal(),)
@@ -351,17 +365,15 @@ class BinanceSession:
                 if not is_transport_error(exc):
                     raise
                 failure = exc
-            if isinstance(failure, BinanceAPIException):
-                if failure.code == CLOCK_SKEW and not resynced and not _clock_call:
-                    resynced = True
-                    await self.sync_clock()
-                    continue
-                wait = self._retry_wait(failure) if failure.status_code in RATE_LIMIT_STATUSES else None
-                if wait is not None and not waited:
-                    waited = True
-                    log.warning("%s %s: HTTP %s, waiting Retry-After %.3fs", method, symbol or "", failure.status_code, wait)
-                    await self._sleep(wait)
-                    continue
+            step, wait = self._recovery(failure, method, symbol, resynced=resynced, waited=waited, clock_call=_clock_call)
+            if step == "resync":
+                resynced = True
+                await self.sync_clock()
+                continue
+            if step == "wait":
+                waited = True
+                await self._sleep(wait)
+                continue
             error = self._map(failure, method, symbol, idempotent)
             del failure
             raise error
@@ -391,17 +403,15 @@ class BinanceSession:
                 if not is_transport_error(exc):
                     raise
                 failure = exc
-            if isinstance(failure, BinanceAPIException):
-                if failure.code == CLOCK_SKEW and not resynced and not _clock_call:
-                    resynced = True
-                    self.sync_clock_sync()
-                    continue
-                wait = self._retry_wait(failure) if failure.status_code in RATE_LIMIT_STATUSES else None
-                if wait is not None and not waited:
-                    waited = True
-                    log.warning("%s %s: HTTP %s, waiting Retry-After %.3fs", method, symbol or "", failure.status_code, wait)
-                    self._sync_sleep(wait)
-                    continue
+            step, wait = self._recovery(failure, method, symbol, resynced=resynced, waited=waited, clock_call=_clock_call)
+            if step == "resync":
+                resynced = True
+                self.sync_clock_sync()
+                continue
+            if step == "wait":
+                waited = True
+                self._sync_sleep(wait)
+                continue
             error = self._map(failure, method, symbol, idempotent)
             del failure
             raise error
