@@ -50,9 +50,7 @@ def unhandled_errors(run: BotRun) -> list[str]:
 def order_requests_since(sim: Any, marker: int) -> list[str]:
     """Order-changing requests (new, cancel) the embedded exchange received after ``marker``."""
     sent = []
-    for entry in list(sim.request_log)[marker:]:
-        method = getattr(entry, "method", None) or entry.get("method")
-        path = getattr(entry, "path", None) or entry.get("path")
-        if method in ("POST", "DELETE") and any(path.endswith(p) for p in ORDER_PATHS):
-            sent.append(f"{method} {path}")
+    for entry in sim.request_log[marker:]:
+        if entry.method in ("POST", "DELETE") and entry.path.endswith(ORDER_PATHS):
+            sent.append(f"{entry.method} {entry.path}")
     return sent
