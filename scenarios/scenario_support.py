@@ -8,6 +8,7 @@ from typing import Any
 
 import allure
 
+from harness.core.audit import AuditEvent
 from harness.testkit import BotRun
 
 #: what an unhandled exception looks like in a bot's stderr or trading.log
@@ -25,12 +26,12 @@ ORDER_PATHS = ("/fapi/v1/order", "/fapi/v1/batchOrders", "/fapi/v1/allOpenOrders
 def attach_run(run: BotRun) -> None:
     """Attach the run's evidence: audit lines, result, metrics, effective config, bot log."""
     attach = allure.attach
-    attach("\n".join(json.dumps(e) for e in run.audit), name="audit.jsonl (this run)", attachment_type=allure.attachment_type.JSON)
+    attach("\n".join(json.dumps(r.to_dict()) for r in run.audit), name="audit.jsonl (this run)", attachment_type=allure.attachment_type.JSON)
     attach(json.dumps(run.result, indent=2, default=str), name="liquidation result", attachment_type=allure.attachment_type.JSON)
     attach(json.dumps(run.metrics, indent=2, default=str), name="metrics", attachment_type=allure.attachment_type.JSON)
-    start = next((e for e in run.audit if e.get("event_type") == "LIQUIDATION_START"), None)
+    start = next((r for r in run.audit if r.event_type == AuditEvent.LIQUIDATION_START), None)
     if start is not None:
-        attach(json.dumps(start["details"].get("config", {}), indent=2), name="effective config",
+        attach(json.dumps(start.details.get("config", {}), indent=2), name="effective config",
                attachment_type=allure.attachment_type.JSON)
     attach(run.trading_log, name="trading.log", attachment_type=allure.attachment_type.TEXT)
     if run.stderr.strip():

@@ -15,7 +15,7 @@ import logging
 import tracemalloc
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 import allure
 import pytest
 
-from harness.core import AuditLogger, LiquidationConfig, LiquidationManager, LiquidationResult, read_audit_lines
+from harness.core import AuditLogger, AuditRecord, LiquidationConfig, LiquidationManager, LiquidationResult, read_audit
 from harness.exchanges.sim import FaultPlan, InMemoryOrderManager, SimBook
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT"]
@@ -126,13 +126,12 @@ async def test_metrics_updated_correctly_after_liquidations(audit: AuditLogger) 
 
 
 # -- Correlation IDs link all related events ---------------------------------------------------
-def correlation_problems(events: list[dict[str, Any]], run_ids: list[str]) -> list[str]:
+def correlation_problems(events: list[AuditRecord], run_ids: list[str]) -> list[str]:
     """How the audit trail fails to link each run's events by one correlation id; [] when it does."""
-    problems = [f"line {i + 1} ({e.get('event_type')}) has no correlation_id" for i, e in enumerate(events)
-                if not e.get("correlation_id")]
+    problems = [f"line {e.line} ({e.event_type}) has no correlation_id" for e in events if not e.correlation_id]
     positions: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for index, event in enumerate(events):
-        positions[str(event.get("correlation_id"))].append((index, str(event.get("event_type"))))
+        positions[str(event.correlation_id)].append((index, event.event_type))
     if len(set(run_ids)) != len(run_ids):
         problems.append(f"correlation ids repeat between runs: {run_ids}")
     unknown = sorted(set(positions) - set(run_ids) - {"None"})
@@ -161,22 +160,22 @@ async def test_correlation_ids_link_all_events_of_a_run(audit: AuditLogger) -> N
     results.append(await manager.execute_emergency_liquidation("run 2: partial"))
     results.append(await disabled.execute_emergency_liquidation("run 3: disabled"))
     results.append(await manager.execute_emergency_liquidation("run 4: nothing left but the lock"))
-    events = read_audit_lines(audit.path)
+    events = list(read_audit(audit.path).records)
     allure.attach.file(str(audit.path), name="audit.jsonl", attachment_type=allure.attachment_type.TEXT, extension="jsonl")
     run_ids = [r.correlation_id for r in results]
     problems = correlation_problems(events, run_ids)
     assert not problems, f"correlation ids do not link the runs' events: {problems}"
-    by_run = {run_id: [e for e in events if e["correlation_id"] == run_id] for run_id in run_ids}
-    partial_kinds = {e["event_type"] for e in by_run[results[1].correlation_id]}
+    by_run = {run_id: [e for e in events if e.correlation_id == run_id] for run_id in run_ids}
+    partial_kinds = {e.event_type for e in by_run[results[1].correlation_id]}
     assert {"ORDER_PLACED", "ORDER_REJECTED"} <= partial_kinds, f"the PARTIAL run's events lack a close or a rejection: {partial_kinds}"
     for result in results:
         complete = by_run[result.correlation_id][-1]
-        assert complete["details"].get("state") == result.state.value, (
-            f"run {result.correlation_id}: LIQUIDATION_COMPLETE says {complete['details'].get('state')}, result says {result.state.value}")
+        assert complete.details.get("state") == result.state.value, (
+            f"run {result.correlation_id}: LIQUIDATION_COMPLETE says {complete.details.get('state')}, result says {result.state.value}")
 
     with allure.step("Negative control: one event moved to another run's id is detected"):
-        tampered = [dict(e) for e in events]
-        tampered[1]["correlation_id"] = run_ids[1]
+        tampered = list(events)
+        tampered[1] = replace(tampered[1], correlation_id=run_ids[1])
         assert correlation_problems(tampered, run_ids), "the correlation check accepted an event filed under the wrong run"
 
 

@@ -115,7 +115,7 @@ def check_normal_shutdown(scenario: Scenario, exchange: Any, symbols: list[str],
         assert run.stop_seconds < scenario.exit_within, f"bot took {run.stop_seconds:.2f}s to exit after SIGTERM"
     with allure.step("Audit: the run's correlation id on every entry; START, ORDER_CANCELLED per symbol, ORDER_PLACED per position, COMPLETE"):
         cid = result["correlation_id"]
-        assert {e["correlation_id"] for e in run.audit} == {cid}, "an audit entry lacks the run's correlation id"
+        assert {r.correlation_id for r in run.audit} == {cid}, "an audit entry lacks the run's correlation id"
         types = run.event_types()
         assert types[0] == "LIQUIDATION_START" and types[-1] == "LIQUIDATION_COMPLETE", f"audit order wrong: {types}"
         assert types.count("ORDER_CANCELLED") == len(targets), f"ORDER_CANCELLED {types.count('ORDER_CANCELLED')}x for {len(targets)} symbols"

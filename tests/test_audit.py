@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.core.audit import REDACTED, AuditEvent, AuditLogError, AuditLogger, read_audit_lines
+from harness.core.audit import REDACTED, AuditEvent, AuditLogError, AuditLogger, read_audit
 
 
 class TestAuditLogger:
@@ -26,7 +26,7 @@ class TestAuditLogger:
     def test_line_schema_matches_the_design(self, tmp_path: Path) -> None:
         with AuditLogger(tmp_path / "audit.jsonl") as audit:
             assert audit.log(AuditEvent.ORDER_PLACED, "cid-1", {"symbol": "BTCUSDT", "quantity": Decimal("0.010")})
-            [line] = read_audit_lines(audit.path)
+            [line] = [json.loads(raw) for raw in audit.path.read_text(encoding="utf-8").splitlines()]
         assert set(line) == {"timestamp", "event_type", "correlation_id", "details"}
         assert line["event_type"] == "ORDER_PLACED" and line["correlation_id"] == "cid-1"
         assert line["details"] == {"symbol": "BTCUSDT", "quantity": "0.010"}  # Decimal kept exact, as text
@@ -37,7 +37,7 @@ class TestAuditLogger:
             first.log("LIQUIDATION_START", "a")
         with AuditLogger(path) as second:
             second.log("LIQUIDATION_START", "b")
-        assert [e["correlation_id"] for e in read_audit_lines(path)] == ["a", "b"]
+        assert [r.correlation_id for r in read_audit(path).records] == ["a", "b"]
 
     def test_concurrent_writers_never_interleave_lines(self, tmp_path: Path) -> None:
         path = tmp_path / "audit.jsonl"
@@ -58,8 +58,8 @@ class TestAuditLogger:
     def test_secret_looking_keys_are_redacted(self, tmp_path: Path) -> None:
         with AuditLogger(tmp_path / "audit.jsonl") as audit:
             audit.log("LIQUIDATION_START", "c", {"api_secret": "s3cr3t-value", "nested": {"signature": "abcdef"}, "ok": 1})
-            [line] = read_audit_lines(audit.path)
-        assert line["details"] == {"api_secret": REDACTED, "nested": {"signature": REDACTED}, "ok": 1}
+            [record] = read_audit(audit.path).records
+        assert record.details == {"api_secret": REDACTED, "nested": {"signature": REDACTED}, "ok": 1}
 
     def test_registered_secrets_are_masked_inside_any_text(self, tmp_path: Path) -> None:
         secret = "VerySecretApiKey123456"
@@ -91,8 +91,9 @@ class TestAuditLogger:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write('{"timestamp": "2026-11-25T00:00:00+00:00", "event_ty')
         with caplog.at_level(logging.WARNING, logger="harness.audit"):
-            lines = read_audit_lines(path)
-        assert [e["event_type"] for e in lines] == ["LIQUIDATION_START"]
+            log = read_audit(path)
+        assert [r.event_type for r in log.records] == ["LIQUIDATION_START"]
+        assert log.skipped_lines == 1 and log.warnings[0].startswith("audit.jsonl:2: torn or corrupt line skipped")
         assert any("torn" in r.getMessage() for r in caplog.records)
 
     def test_every_checklist_event_type_is_declared(self) -> None:

@@ -1,17 +1,20 @@
-"""harness.report.audit_reader and the ``audit`` command: tolerant JSONL reading, runs, bundles."""
+"""harness.core.audit.read_audit (tolerant JSONL reading), harness.report's runs and summaries, bundles
+and the ``audit`` command."""
 
 from __future__ import annotations
 
 import json
 import tarfile
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from harness.report import AuditFileError, bundle_logs, group_runs, read_audit, summarize
+from harness.core.audit import AuditEvent, AuditFileError, AuditLogger, AuditRecord, read_audit
+from harness.report import bundle_logs, group_runs, summarize
 from harness.report.cli import audit_command
 
 NOW = datetime(2026, 1, 2, 10, 0, 0, tzinfo=timezone.utc)
@@ -57,9 +60,9 @@ def audit_file(tmp_path: Path) -> Path:
 
 class TestReadAudit:
     def test_groups_events_into_runs_by_correlation_id(self, audit_file: Path) -> None:
-        runs = group_runs(read_audit(audit_file).events)
+        runs = group_runs(read_audit(audit_file).records)
 
-        assert [(r.correlation_id, r.state, len(r.events)) for r in runs] == [
+        assert [(r.correlation_id, r.state, len(r.records)) for r in runs] == [
             ("run-a", "COMPLETED", 4), ("run-b", "PARTIAL", 3), ("run-c", "INCOMPLETE", 1)]
         b = runs[1]
         assert (b.reason, b.positions_closed, b.positions_failed, b.orders_cancelled,
@@ -78,7 +81,7 @@ class TestReadAudit:
         ]
         log = read_audit(write_log(tmp_path / "audit.jsonl", entries))
 
-        assert len(log.events) == 5 and log.skipped_lines == 5
+        assert len(log.records) == 5 and log.skipped_lines == 5
         assert [w.split(":")[1] for w in log.warnings] == ["6", "7", "8", "9", "10"]
         assert "invalid JSON" in log.warnings[0] and "yesterday" in log.warnings[2]
 
@@ -86,12 +89,24 @@ class TestReadAudit:
         path = write_log(tmp_path / "a.jsonl", [
             {"timestamp": "2026-01-02T10:00:00Z", "event_type": "A", "correlation_id": "x"},
             {"timestamp": "2026-01-02T10:00:01", "event_type": "B", "correlation_id": "x"}])
-        stamps = [e.timestamp for e in read_audit(path).events]
+        stamps = [e.timestamp for e in read_audit(path).records]
         assert stamps == [NOW, NOW.replace(second=1)]
 
     def test_missing_file_is_an_error_naming_it(self, tmp_path: Path) -> None:
         with pytest.raises(AuditFileError, match="nope.jsonl"):
             read_audit(tmp_path / "nope.jsonl")
+
+    def test_a_record_gives_back_the_line_the_logger_wrote(self, tmp_path: Path) -> None:
+        path = tmp_path / "audit.jsonl"
+        with AuditLogger(path) as audit:
+            audit.log(AuditEvent.ORDER_PLACED, "cid", {"symbol": "BTCUSDT", "quantity": Decimal("0.010")})
+            audit.log(AuditEvent.LIQUIDATION_COMPLETE, None)
+        written = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        records = read_audit(path).records
+
+        assert [r.to_dict() for r in records] == written
+        assert [r.line for r in records] == [1, 2]
+        assert isinstance(records[0], AuditRecord) and records[0].event_type == AuditEvent.ORDER_PLACED
 
 
 class TestSummarize:

@@ -10,7 +10,7 @@
   exchange: missing fields, wrong types, HTML, empty bodies, ``null``, huge numbers) become
   per-symbol failures of a liquidation that still returns in time, never an exception, and I1, I2,
   I4 (COMPLETED only when flat) and I5 hold.
-* The audit readers (``read_audit_lines`` and ``harness.report.audit_reader``) survive any
+* The audit reader (``harness.core.audit.read_audit``) and the report's ``summarize`` survive any
   corruption of a valid file: truncation at any byte, garbage lines, invalid UTF-8, NUL bytes,
   deeply nested JSON, 5,000-digit numbers; every untouched line is still read.
 """
@@ -36,13 +36,13 @@ from hypothesis import strategies as st
 from chaos_strategies import book_legs, check_audit, check_deadline, check_fills
 from harness.bot import TradingBot, bot_command
 from harness.cli import cli
-from harness.core.audit import AuditLogger, read_audit_lines
+from harness.core.audit import AuditLogger, read_audit
 from harness.core.config import FIELD_TYPES, LiquidationConfig, load_config
 from harness.core.errors import ConfigError
 from harness.core.manager import LiquidationManager
 from harness.exchanges.binance import BinanceFuturesOrderManager
 from harness.exchanges.sim import BinanceSimulator
-from harness.report.audit_reader import read_audit, summarize
+from harness.report import summarize
 
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -469,24 +469,26 @@ class TestCorruptedAuditFile:
         original = {line.rstrip(b"\n") for line in untouched}
         *complete, _last = path.read_bytes().split(b"\n")  # the last piece has no newline after it
         survivors = [json.loads(piece) for piece in complete if piece in original]
-        events = read_audit_lines(path)
         log = read_audit(path)
         summary = summarize(log)
-        assert all(s in events for s in survivors)
-        assert summary.total_events == len(log.events) >= len(survivors)
+        kept = [record.to_dict() for record in log.records]
+        assert all(s in kept for s in survivors)
+        assert summary.total_events == len(log.records) >= len(survivors)
 
     @settings(max_examples=100, deadline=None, derandomize=True, database=None)
     @given(cut=st.integers(0, 10**6))
     def test_a_file_cut_at_any_byte_loses_at_most_its_torn_last_line(self, cut: int, tmp_path_factory: Any) -> None:
         path = tmp_path_factory.mktemp("cut") / "audit.jsonl"
-        data = b"".join(_valid_audit(path))
+        lines = _valid_audit(path)
+        data = b"".join(lines)
         kept = data[: cut % (len(data) + 1)]
         path.write_bytes(kept)
         whole = kept.count(b"\n")
         tail = kept.rsplit(b"\n", 1)[-1]
-        cut_at_the_newline = tail.endswith(b"}") and tail.startswith(b"{")  # the last line lost only its newline
-        events = read_audit_lines(path)
-        assert len(events) == whole + cut_at_the_newline  # every complete line, nothing from a torn one
+        # the last line lost only its newline (a tail ending in the details' "}" is still torn)
+        cut_at_the_newline = tail + b"\n" in lines
+        records = read_audit(path).records
+        assert len(records) == whole + cut_at_the_newline  # every complete line, nothing from a torn one
         check = check_audit(path, crashed_runs=2)
         assert check.problems == [] or not whole, check.problems
         assert check.torn_lines == (0 if kept.endswith(b"\n") or not kept else 1)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.core.audit import AuditLogger, read_audit_lines
+from harness.core.audit import AuditLogger, AuditRecord, read_audit
 from harness.core.config import LiquidationConfig
 from harness.core.manager import LiquidationManager
 from harness.core.outcome import LiquidationState
@@ -62,12 +62,12 @@ def make(order_manager, audit, clock=None, symbols=SYMBOLS, **config) -> Liquida
     return LiquidationManager(LiquidationConfig(**config), order_manager, audit, symbols, **kwargs)
 
 
-def events(audit: AuditLogger) -> list[dict]:
-    return read_audit_lines(audit.path)
+def events(audit: AuditLogger) -> list[AuditRecord]:
+    return list(read_audit(audit.path).records)
 
 
 def event_types(audit: AuditLogger) -> list[str]:
-    return [e["event_type"] for e in events(audit)]
+    return [e.event_type for e in events(audit)]
 
 
 def fills_for(book: SimBook, symbol: str) -> list:
@@ -115,7 +115,7 @@ class TestLiquidationStates:
         assert len(book.positions()) == 2 and len(book.open_orders()) == 2
         assert any(r.levelno == logging.CRITICAL and "SKIPPED" in r.getMessage() for r in caplog.records)
         assert event_types(audit) == ["LIQUIDATION_START", "LIQUIDATION_COMPLETE"]
-        assert events(audit)[-1]["details"]["state"] == "SKIPPED"
+        assert events(audit)[-1].details["state"] == "SKIPPED"
 
     async def test_unreadable_positions_with_nothing_cancelled_is_failed(self, faults, audit, clock) -> None:
         faults.error(503, endpoint="get_all_positions")
@@ -168,8 +168,8 @@ class TestLiquidationTimeout:
         assert result.state is not LiquidationState.COMPLETED
         assert result.timed_out and result.total_duration_seconds <= 1.5
         start, complete = events(audit)[0], events(audit)[-1]
-        assert (start["event_type"], complete["event_type"]) == ("LIQUIDATION_START", "LIQUIDATION_COMPLETE")
-        assert start["correlation_id"] == complete["correlation_id"] == result.correlation_id
+        assert (start.event_type, complete.event_type) == ("LIQUIDATION_START", "LIQUIDATION_COMPLETE")
+        assert start.correlation_id == complete.correlation_id == result.correlation_id
 
     async def test_blocking_synchronous_cancel_cannot_hold_the_engine(self, book, faults, order_manager, audit) -> None:
         faults.hang(endpoint="cancel_all_orders")
@@ -225,8 +225,8 @@ class TestRetryLogic:
         btc = result.symbols["BTCUSDT"].positions[0]
         assert btc.attempts == 3 and len(clock.sleeps) == 2
         assert result.state is LiquidationState.PARTIAL and result.positions_failed == 1
-        rejected = [e for e in events(audit) if e["event_type"] == "ORDER_REJECTED"]
-        assert [e["details"]["will_retry"] for e in rejected] == [True, True, False]
+        rejected = [e for e in events(audit) if e.event_type == "ORDER_REJECTED"]
+        assert [e.details["will_retry"] for e in rejected] == [True, True, False]
 
     async def test_zero_retries_means_a_single_attempt(self, faults, order_manager, audit, clock) -> None:
         faults.error(503, endpoint="execute_market_close", symbol="BTCUSDT")
@@ -297,17 +297,17 @@ class TestAuditTrail:
     async def test_every_event_of_a_run_carries_its_correlation_id(self, order_manager, audit, clock) -> None:
         result = await make(order_manager, audit, clock).execute_emergency_liquidation("test")
         lines = events(audit)
-        assert {e["correlation_id"] for e in lines} == {result.correlation_id}
-        types = [e["event_type"] for e in lines]
+        assert {e.correlation_id for e in lines} == {result.correlation_id}
+        types = [e.event_type for e in lines]
         assert types[0] == "LIQUIDATION_START" and types[-1] == "LIQUIDATION_COMPLETE"
         assert types.count("ORDER_CANCELLED") == len(SYMBOLS)
         assert types.count("ORDER_PLACED") == 2
-        for line in lines:
-            assert datetime.fromisoformat(line["timestamp"]).utcoffset().total_seconds() == 0
+        for line in audit.path.read_text(encoding="utf-8").splitlines():  # as written, not as parsed
+            assert datetime.fromisoformat(json.loads(line)["timestamp"]).utcoffset().total_seconds() == 0
 
     async def test_complete_event_carries_state_counts_and_a_numeric_duration(self, order_manager, audit, clock) -> None:
         await make(order_manager, audit, clock).execute_emergency_liquidation("test")
-        complete = events(audit)[-1]["details"]
+        complete = events(audit)[-1].details
         assert complete["state"] == "COMPLETED"
         assert (complete["positions_closed"], complete["positions_failed"], complete["orders_cancelled"]) == (2, 0, 2)
         assert isinstance(complete["duration_seconds"], float)

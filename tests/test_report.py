@@ -25,7 +25,7 @@ from harness.report import (
     ItemStatus,
     ResultsError,
     RunResults,
-    Status,
+    ResultStatus,
     TestResult,
     build_report,
     generate_html,
@@ -89,7 +89,7 @@ def run_allure(pytester: pytest.Pytester, results: Path, *, passed: int = 0, fai
     outcome.assert_outcomes(passed=passed, failed=failed, skipped=skipped, errors=errors)
 
 
-def make_result(item_id: str | None, status: Status = Status.PASSED, message: str = "",
+def make_result(item_id: str | None, status: ResultStatus = ResultStatus.PASSED, message: str = "",
                 name: str | None = None) -> TestResult:
     label = () if item_id is None else (("checklist_item", item_id),)
     test_name = name or f"test_{(item_id or 'unlabelled').replace('.', '_')}"
@@ -97,15 +97,15 @@ def make_result(item_id: str | None, status: Status = Status.PASSED, message: st
                       history_id=test_name, message=message, labels=label)
 
 
-def make_run(overrides: dict[str, Status | None] | None = None,
+def make_run(overrides: dict[str, ResultStatus | None] | None = None,
              extra: tuple[TestResult, ...] = ()) -> RunResults:
     """Every checklist item passed, except ``overrides`` (None = no result for the item)."""
     overrides = overrides or {}
     results = []
     for item in ITEMS:
-        status = overrides.get(item.id, Status.PASSED)
+        status = overrides.get(item.id, ResultStatus.PASSED)
         if status is not None:
-            message = "" if status is Status.PASSED else f"{item.id} went wrong"
+            message = "" if status is ResultStatus.PASSED else f"{item.id} went wrong"
             results.append(make_result(item.id, status, message))
     return RunResults(Path("allure-results"), tuple(results) + extra)
 
@@ -130,15 +130,15 @@ class TestLoadResults:
         run = load_results(results)
 
         by_name = {r.name: r for r in run.results}
-        assert run.counts() == {Status.PASSED: 2, Status.FAILED: 1, Status.BROKEN: 1,
-                                Status.SKIPPED: 1, Status.UNKNOWN: 0}
+        assert run.counts() == {ResultStatus.PASSED: 2, ResultStatus.FAILED: 1, ResultStatus.BROKEN: 1,
+                                ResultStatus.SKIPPED: 1, ResultStatus.UNKNOWN: 0}
         types = by_name["test_types"]
         assert (types.epic, types.feature, types.story, types.severity, types.checklist_items) == (
             "Emergency Liquidation", "Configuration Validation", "Type validation passes",
             "critical", ("pre.config.types",))
         assert types.suite == "test_mixed" and types.full_name == "test_mixed#test_types"
         assert "positions remain open" in by_name["test_normal_shutdown"].message
-        assert by_name["test_timeout"].status is Status.BROKEN
+        assert by_name["test_timeout"].status is ResultStatus.BROKEN
         assert by_name["test_timeout"].checklist_items == ("scenario.3.timeout",)
         assert "no testnet keys" in by_name["test_disabled"].message
         assert run.warnings == ()  # containers and attachments are expected, not warned about
@@ -153,7 +153,7 @@ class TestLoadResults:
 
         run = load_results(results)
 
-        assert [(r.name, r.status) for r in run.results] == [("test_close", Status.PASSED)]
+        assert [(r.name, r.status) for r in run.results] == [("test_close", ResultStatus.PASSED)]
 
     @pytest.mark.parametrize("latest_file", ["a-result.json", "b-result.json"])
     def test_latest_stop_time_wins_whatever_the_file_order(self, tmp_path: Path,
@@ -164,7 +164,7 @@ class TestLoadResults:
         (tmp_path / latest_file).write_text(json.dumps({**attempt, "status": "passed",
                                                         "start": 200, "stop": 250}))
         run = load_results(tmp_path)
-        assert [(r.status, r.source) for r in run.results] == [(Status.PASSED, latest_file)]
+        assert [(r.status, r.source) for r in run.results] == [(ResultStatus.PASSED, latest_file)]
 
     def test_ignores_foreign_files_and_corrupt_results_with_a_warning(self, tmp_path: Path) -> None:
         valid = {"name": "test_ok", "status": "passed", "historyId": "h1", "start": 1, "stop": 2,
@@ -187,7 +187,7 @@ class TestLoadResults:
 
     def test_unrecognised_status_counts_as_unknown(self, tmp_path: Path) -> None:
         (tmp_path / "x-result.json").write_text(json.dumps({"name": "t", "status": "weird"}))
-        assert load_results(tmp_path).results[0].status is Status.UNKNOWN
+        assert load_results(tmp_path).results[0].status is ResultStatus.UNKNOWN
 
     @pytest.mark.parametrize("layout", ["missing", "empty", "containers-only", "a-file"])
     def test_a_directory_without_results_is_an_error_naming_the_path(
@@ -223,7 +223,7 @@ class TestSignOffVerdict:
         assert "No rollback needed" in md and report.rollback == ()
 
     def test_failed_required_item_blocks_sign_off_and_unticks_its_box(self) -> None:
-        report = report_for(make_run({"pre.config.security": Status.FAILED}))
+        report = report_for(make_run({"pre.config.security": ResultStatus.FAILED}))
         md = report.markdown
 
         assert not report.ready
@@ -235,12 +235,12 @@ class TestSignOffVerdict:
         assert "FAILED" in issue and "pre.config.security went wrong" in issue
 
     @pytest.mark.parametrize("status, shown", [
-        (Status.SKIPPED, "⏭️ SKIPPED"),
+        (ResultStatus.SKIPPED, "⏭️ SKIPPED"),
         (None, "⏭️ NOT RUN"),
-        (Status.BROKEN, "❌ FAILED (broken)"),
-        (Status.FAILED, "❌ FAILED"),
+        (ResultStatus.BROKEN, "❌ FAILED (broken)"),
+        (ResultStatus.FAILED, "❌ FAILED"),
     ], ids=["skipped", "missing", "broken", "failed"])
-    def test_scenario_that_did_not_pass_blocks_sign_off(self, status: Status | None,
+    def test_scenario_that_did_not_pass_blocks_sign_off(self, status: ResultStatus | None,
                                                         shown: str) -> None:
         report = report_for(make_run({"scenario.4.partial": status}))
 
@@ -251,14 +251,14 @@ class TestSignOffVerdict:
         assert "- [ ] Testnet verification complete — scenario.4.partial" in report.markdown
 
     def test_optional_item_failing_does_not_block_but_is_reported(self) -> None:
-        report = report_for(make_run({"monitoring.dashboard": Status.FAILED}))
+        report = report_for(make_run({"monitoring.dashboard": ResultStatus.FAILED}))
 
         assert report.ready
         assert f"- [ ] Tests passing ({len(ITEMS) - 1}/{len(ITEMS)})" in report.markdown
         assert "monitoring.dashboard went wrong" in report.markdown
 
     def test_failed_result_without_a_checklist_item_blocks_sign_off(self) -> None:
-        stray = make_result(None, Status.FAILED, "boom", name="test_helper")
+        stray = make_result(None, ResultStatus.FAILED, "boom", name="test_helper")
         report = report_for(make_run(extra=(stray,)))
 
         assert not report.ready
@@ -268,14 +268,14 @@ class TestSignOffVerdict:
 
     def test_item_status_is_the_worst_of_its_results(self) -> None:
         run = RunResults(Path("r"), (
-            make_result("post.audit", Status.PASSED, name="a"),
-            make_result("post.audit", Status.SKIPPED, "later", name="b"),
+            make_result("post.audit", ResultStatus.PASSED, name="a"),
+            make_result("post.audit", ResultStatus.SKIPPED, "later", name="b"),
         ))
         outcome = next(o for o in item_outcomes(run) if o.id == "post.audit")
         assert (outcome.status, outcome.reason) == (ItemStatus.SKIPPED, "b: later")
 
     def test_tests_passing_counts_all_results_of_the_run(self) -> None:
-        extra = (make_result(None, Status.PASSED, name="t1"), make_result(None, Status.SKIPPED,
+        extra = (make_result(None, ResultStatus.PASSED, name="t1"), make_result(None, ResultStatus.SKIPPED,
                                                                            name="t2"))
         report = report_for(make_run(extra=extra))
         total = len(ITEMS) + 2
@@ -305,7 +305,7 @@ class TestReportContent:
         assert "- Technical Lead: Lee ✅\n- Operations: Ops Olga ✅\n- Date: 2026-01-02" in md
 
     def test_sign_off_names_are_blank_when_absent_and_unticked_when_not_ready(self) -> None:
-        md = report_for(make_run({"post.manager": Status.FAILED}), technical_lead="Lee").markdown
+        md = report_for(make_run({"post.manager": ResultStatus.FAILED}), technical_lead="Lee").markdown
         assert "- Technical Lead: Lee\n- Operations: \n" in md
         assert "- Initial Status: ❌ Unhealthy (post.manager: FAILED)" in md
 
@@ -331,7 +331,7 @@ class TestReportContent:
         assert "## Rollback Executed\nYes: disabled liquidation, bot restarted\n" in md
 
     def test_detail_table_lists_every_item_and_escapes_pipes(self) -> None:
-        run = make_run(extra=(make_result("post.audit", Status.FAILED, "a | b", name="t"),))
+        run = make_run(extra=(make_result("post.audit", ResultStatus.FAILED, "a | b", name="t"),))
         md = report_for(run).markdown
         for item in ITEMS:
             assert f"| `{item.id}` |" in md
@@ -361,16 +361,16 @@ class TestRollbackRecommendation:
     ])
     def test_failed_item_triggers_its_matrix_row(self, item_id: str, issue: str, severity: str,
                                                  rollback: bool) -> None:
-        rows = rollback_recommendation(item_outcomes(make_run({item_id: Status.FAILED})))
+        rows = rollback_recommendation(item_outcomes(make_run({item_id: ResultStatus.FAILED})))
         assert [(r.issue, r.severity, r.rollback, r.triggered_by) for r in rows] == [
             (issue, severity, rollback, (item_id,))]
 
     def test_skipped_items_are_no_incident(self) -> None:
         assert rollback_recommendation(item_outcomes(make_run({"scenario.3.timeout":
-                                                                   Status.SKIPPED}))) == []
+                                                                   ResultStatus.SKIPPED}))) == []
 
     def test_rows_are_most_severe_first_and_rendered(self) -> None:
-        run = make_run({"post.audit": Status.FAILED, "scenario.3.timeout": Status.BROKEN})
+        run = make_run({"post.audit": ResultStatus.FAILED, "scenario.3.timeout": ResultStatus.BROKEN})
         report = report_for(run)
         assert [r.severity for r in report.rollback] == ["Critical", "Medium"]
         assert "Rollback recommended: **Yes** (Shutdown hangs; No audit logs" in report.markdown

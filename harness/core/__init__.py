@@ -3,7 +3,15 @@
 ``harness.core`` imports nothing from HTTP clients, pytest, python-binance or Allure.
 """
 
-from harness.core.audit import AuditEvent, AuditLogError, AuditLogger, read_audit_lines
+from harness.core.audit import (
+    AuditEvent,
+    AuditFileError,
+    AuditLog,
+    AuditLogError,
+    AuditLogger,
+    AuditRecord,
+    read_audit,
+)
 from harness.core.config import ENVIRONMENTS, PROFILES, LiquidationConfig, load_config
 from harness.core.errors import (
     AmbiguousExchangeError,
@@ -23,8 +31,11 @@ __all__ = [
     "PROFILES",
     "AmbiguousExchangeError",
     "AuditEvent",
+    "AuditFileError",
+    "AuditLog",
     "AuditLogError",
     "AuditLogger",
+    "AuditRecord",
     "ConfigError",
     "ConfigValidator",
     "ExchangeError",
@@ -42,5 +53,5 @@ __all__ = [
     "TerminalExchangeError",
     "ValidationReport",
     "load_config",
-    "read_audit_lines",
+    "read_audit",
 ]

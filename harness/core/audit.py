@@ -10,6 +10,9 @@ a line is never interleaved with another and a crash leaves at most one torn las
 fsynced after ``LIQUIDATION_COMPLETE``. A failed write is logged to the application log and counted
 (``write_errors``); it never raises into the liquidation. Keys that look like secrets are redacted,
 and values registered with ``register_secret`` are masked wherever they appear.
+
+``read_audit`` is the one reader of this format (the report's run summaries build on it): it turns
+each line into an ``AuditRecord`` and skips, counts and names a torn or corrupt line.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
@@ -65,7 +69,7 @@ def _json_default(value: Any) -> Any:
 class AuditLogger:
     """Append audit events to ``path`` (default logs/audit.jsonl; its directory is created, owner-only)."""
 
-    def __init__(self, path: str | Path = DEFAULT_AUDIT_PATH, *, fsync_events: tuple[str, ...] = ("LIQUIDATION_COMPLETE",)) -> None:
+    def __init__(self, path: str | Path = DEFAULT_AUDIT_PATH, *, fsync_events: tuple[str, ...] = (AuditEvent.LIQUIDATION_COMPLETE.value,)) -> None:
         self.path = Path(path)
         self.fsync_events = frozenset(fsync_events)
         self.event_types: tuple[str, ...] = tuple(e.value for e in AuditEvent)
@@ -152,18 +156,100 @@ class AuditLogger:
             pass
 
 
-def read_audit_lines(path: str | Path) -> list[dict[str, Any]]:
-    """Every parseable line of an audit file; a torn or corrupt line is skipped with a warning."""
-    events: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except (ValueError, RecursionError):  # bad JSON, a 5,000-digit number, [[[[... nested too deep
-                log.warning("audit %s line %d is torn or corrupt; skipped", path, number)
-                continue
-            if isinstance(record, dict):
-                events.append(record)
-    return events
+class AuditFileError(HarnessError):
+    """The audit file (or the logs directory to bundle) does not exist or cannot be read."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = path
+        super().__init__(f"{str(path)!r}: {problem}")
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One parsed audit line. ``event_type`` is kept as written: an :class:`AuditEvent` value for
+    the engine's events, any other non-empty name for lines other writers added."""
+
+    timestamp: datetime
+    event_type: str
+    correlation_id: str | None
+    details: dict[str, Any]
+    line: int  # 1-based line number in the file
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record in the audit line's shape (timestamp as ISO 8601 text)."""
+        return {"timestamp": self.timestamp.isoformat(), "event_type": self.event_type,
+                "correlation_id": self.correlation_id, "details": dict(self.details)}
+
+
+@dataclass(frozen=True)
+class AuditLog:
+    """Every readable record of one audit file, and what was skipped (``warnings`` name each line)."""
+
+    path: Path
+    records: tuple[AuditRecord, ...]
+    skipped_lines: int = 0
+    warnings: tuple[str, ...] = ()
+
+
+def read_audit(path: str | Path) -> AuditLog:
+    """Parse an audit file tolerantly: the trail is read most urgently exactly when something went
+    wrong. A torn last line (a crash mid-write), a corrupt line (bad JSON, bad UTF-8, a 5,000-digit
+    number, ``[[[[`` nested too deep, no ``event_type``, a timestamp that is not ISO 8601) is skipped,
+    counted and warned about, never fatal. A missing or unreadable file is an ``AuditFileError``."""
+    file = Path(path)
+    if not file.is_file():
+        raise AuditFileError(file, "audit file does not exist (is the bot writing logs/audit.jsonl?)")
+    records: list[AuditRecord] = []
+    warnings: list[str] = []
+    try:
+        with file.open(encoding="utf-8", errors="replace") as handle:
+            for number, text in enumerate(handle, start=1):
+                if not text.strip():
+                    continue
+                record, problem = _parse_line(text, number)
+                if record is not None:
+                    records.append(record)
+                else:
+                    message = f"{file.name}:{number}: torn or corrupt line skipped ({problem})"
+                    log.warning(message)
+                    warnings.append(message)
+    except OSError as exc:
+        raise AuditFileError(file, f"cannot be read: {exc}") from exc
+    return AuditLog(file, tuple(records), len(warnings), tuple(warnings))
+
+
+def _parse_line(text: str, number: int) -> tuple[AuditRecord | None, str]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON: {exc.msg}"
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, [[[[... nested too deep
+        return None, f"unreadable JSON: {type(exc).__name__}"
+    if not isinstance(data, dict):
+        return None, "not a JSON object"
+    event_type = data.get("event_type")
+    if not isinstance(event_type, str) or not event_type:
+        return None, "no event_type"
+    try:
+        timestamp = _parse_time(data.get("timestamp"))
+    except ValueError as exc:
+        return None, str(exc)
+    correlation = data.get("correlation_id")
+    details = data.get("details")
+    return AuditRecord(
+        timestamp=timestamp,
+        event_type=event_type,
+        correlation_id=str(correlation) if correlation else None,
+        details=details if isinstance(details, dict) else {},
+        line=number,
+    ), ""
+
+
+def _parse_time(raw: Any) -> datetime:
+    if not isinstance(raw, str):
+        raise ValueError(f"timestamp={raw!r}: expected an ISO 8601 string")
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"timestamp={raw!r}: not ISO 8601") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -14,16 +14,10 @@ from typing import Any
 
 import click
 
+from harness.core.audit import AuditEvent, AuditFileError, read_audit
 from harness.core.config import ENVIRONMENTS, build_config, load_config, profile
 from harness.core.errors import ConfigError
-from harness.report.audit_reader import (
-    AuditFileError,
-    AuditSummary,
-    LiquidationRun,
-    bundle_logs,
-    read_audit,
-    summarize,
-)
+from harness.report.audit_summary import AuditSummary, LiquidationRun, bundle_logs, summarize
 from harness.report.html import generate_html
 from harness.report.render import build_report, write_report
 from harness.report.results import ResultsError, RunResults, load_results
@@ -188,7 +182,7 @@ def _runs_table(runs: tuple[LiquidationRun, ...]) -> str:
 
 def _summary_text(result: AuditSummary) -> str:
     def seconds(value: float | None) -> str:
-        return f"{value:.3f} seconds" if value is not None else "n/a (no LIQUIDATION_COMPLETE)"
+        return f"{value:.3f} seconds" if value is not None else f"n/a (no {AuditEvent.LIQUIDATION_COMPLETE.value})"
 
     lines = ["", f"Events: {result.total_events} (skipped corrupted lines: {result.skipped_lines})"]
     lines += [f"  {count:>6} {name}" for name, count in result.event_counts.items()]

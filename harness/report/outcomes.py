@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from harness.checklist import BY_ID, ITEMS, ChecklistItem
-from harness.report.results import RunResults, Status, TestResult
+from harness.report.results import ResultStatus, RunResults, TestResult
 
 MESSAGE_LIMIT = 300  # characters of a failure message kept in a one-line reason
 
@@ -44,7 +44,7 @@ _ICONS = {
     ItemStatus.SKIPPED: "⏭️",
     ItemStatus.MISSING: "⏭️",
 }
-_WORST_FIRST = (Status.FAILED, Status.BROKEN, Status.UNKNOWN, Status.SKIPPED, Status.PASSED)
+_WORST_FIRST = (ResultStatus.FAILED, ResultStatus.BROKEN, ResultStatus.UNKNOWN, ResultStatus.SKIPPED, ResultStatus.PASSED)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from harness.report.outcomes import (
     one_line,
     unknown_item_ids,
 )
-from harness.report.results import RunResults, Status
+from harness.report.results import ResultStatus, RunResults
 from harness.report.rollback import RollbackRow, rollback_advised, rollback_recommendation
 
 TEMPLATE_NAME = "deployment_report.md"
@@ -229,8 +229,8 @@ def _box(label: str, patterns: tuple[str, ...], outcomes: list[ItemOutcome]) -> 
 def _pre_boxes(results: RunResults, outcomes: list[ItemOutcome]) -> list[Box]:
     boxes = [_box(label, pats, outcomes) for label, pats in PRE_BOXES]
     tests = boxes[2]
-    passed, total = results.count(Status.PASSED), results.total
-    others = [f"{n} {s.value}" for s, n in results.counts().items() if n and s is not Status.PASSED]
+    passed, total = results.count(ResultStatus.PASSED), results.total
+    others = [f"{n} {s.value}" for s, n in results.counts().items() if n and s is not ResultStatus.PASSED]
     reasons = [r for r in (tests.reason, ", ".join(others)) if r]
     boxes[2] = Box(f"Tests passing ({passed}/{total})", tests.ticked and passed == total,
                    "; ".join(reasons))

@@ -40,7 +40,7 @@ class ResultsError(HarnessError):
         super().__init__(f"allure results directory {str(path)!r}: {problem}")
 
 
-class Status(str, Enum):
+class ResultStatus(str, Enum):
     """An Allure test status. ``broken`` (an error outside an assertion) is kept apart from ``failed``."""
 
     PASSED = "passed"
@@ -50,7 +50,7 @@ class Status(str, Enum):
     UNKNOWN = "unknown"
 
     @classmethod
-    def parse(cls, value: object) -> Status:
+    def parse(cls, value: object) -> ResultStatus:
         """The status for Allure's string; anything unrecognised is ``UNKNOWN``."""
         try:
             return cls(str(value).lower())
@@ -66,7 +66,7 @@ class TestResult:
 
     name: str
     full_name: str
-    status: Status
+    status: ResultStatus
     history_id: str
     message: str = ""
     labels: tuple[tuple[str, str], ...] = ()
@@ -129,13 +129,13 @@ class RunResults:
     def total(self) -> int:
         return len(self.results)
 
-    def count(self, status: Status) -> int:
+    def count(self, status: ResultStatus) -> int:
         return sum(1 for result in self.results if result.status is status)
 
-    def counts(self) -> dict[Status, int]:
+    def counts(self) -> dict[ResultStatus, int]:
         """Results per status, every status present (zero when none)."""
         tally = Counter(result.status for result in self.results)
-        return {status: tally.get(status, 0) for status in Status}
+        return {status: tally.get(status, 0) for status in ResultStatus}
 
     def by_checklist_item(self) -> dict[str, list[TestResult]]:
         """Results grouped by their ``checklist_item`` label values (unlabelled results left out)."""
@@ -147,7 +147,7 @@ class RunResults:
 
     def failures(self) -> list[TestResult]:
         """Failed and broken results, in run order."""
-        return [r for r in self.results if r.status in (Status.FAILED, Status.BROKEN)]
+        return [r for r in self.results if r.status in (ResultStatus.FAILED, ResultStatus.BROKEN)]
 
 
 def load_results(directory: str | Path) -> RunResults:
@@ -202,7 +202,7 @@ def _read_result(path: Path, warnings: list[str]) -> TestResult | None:
     return TestResult(
         name=str(data["name"]),
         full_name=full_name,
-        status=Status.parse(data["status"]),
+        status=ResultStatus.parse(data["status"]),
         history_id=history_id,
         message=str(details.get("message") or "") if isinstance(details, dict) else "",
         labels=labels,

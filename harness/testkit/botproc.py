@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.core.audit import read_audit_lines
+from harness.core.audit import AuditRecord, read_audit
 
 READY_PREFIX = "READY pid="
 #: variables a bot subprocess inherits; everything else (including any real keys) is dropped
@@ -38,7 +38,7 @@ class BotRun:
     stderr: str
     log_dir: Path
     stop_seconds: float  # from the signal to the process's exit
-    audit: list[dict[str, Any]] = field(default_factory=list)
+    audit: tuple[AuditRecord, ...] = ()
     result: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -47,12 +47,12 @@ class BotRun:
         path = self.log_dir / "trading.log"
         return path.read_text(encoding="utf-8") if path.exists() else ""
 
-    def events(self, correlation_id: str | None = None) -> list[dict[str, Any]]:
+    def events(self, correlation_id: str | None = None) -> list[AuditRecord]:
         cid = correlation_id or self.result.get("correlation_id")
-        return [e for e in self.audit if e.get("correlation_id") == cid]
+        return [r for r in self.audit if r.correlation_id == cid]
 
     def event_types(self, correlation_id: str | None = None) -> list[str]:
-        return [e["event_type"] for e in self.events(correlation_id)]
+        return [r.event_type for r in self.events(correlation_id)]
 
 
 class BotProcess:
@@ -170,7 +170,7 @@ class BotProcess:
             stderr=stderr,
             log_dir=self.log_dir,
             stop_seconds=stop_seconds,
-            audit=read_audit_lines(audit_path) if audit_path.exists() else [],
+            audit=read_audit(audit_path).records if audit_path.exists() else (),
             result=payload.get("result", {}),
             metrics=payload.get("metrics", {}),
         )

@@ -1,57 +1,26 @@
-"""Read the audit trail (``logs/audit.jsonl``) tolerantly and summarise liquidation runs.
+"""Liquidation runs and summaries built on the audit trail that ``harness.core.audit.read_audit``
+reads (torn or corrupt lines are skipped there, counted and named in ``AuditLog.warnings``).
 
-One JSON object per line: ``timestamp`` (ISO 8601 UTC), ``event_type``, ``correlation_id``,
-``details``. A torn or corrupted line (a crash mid-write, a disk-full truncation) is skipped with a
-warning and counted, never fatal: the audit trail is read most urgently exactly when something
-went wrong. Events are grouped by ``correlation_id`` into runs; a run's outcome comes from its
+Records are grouped by ``correlation_id`` into runs; a run's outcome comes from its
 ``LIQUIDATION_COMPLETE`` details (state, reason, positions_closed, positions_failed,
 orders_cancelled, duration_seconds, errors).
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import tarfile
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import HarnessError
+from harness.core.audit import AuditEvent, AuditFileError, AuditLog, AuditRecord
+from harness.core.outcome import LiquidationState
 
-log = logging.getLogger(__name__)
-
-START = "LIQUIDATION_START"
-COMPLETE = "LIQUIDATION_COMPLETE"
-PROBLEM_STATES = ("FAILED", "PARTIAL")
+PROBLEM_STATES = (LiquidationState.FAILED.value, LiquidationState.PARTIAL.value)
 INCOMPLETE = "INCOMPLETE"  # a run with a START and no COMPLETE (crash, hang, or still running)
-
-
-class AuditFileError(HarnessError):
-    """The audit file (or the logs directory to bundle) does not exist or cannot be read."""
-
-    def __init__(self, path: Path, problem: str) -> None:
-        self.path = path
-        super().__init__(f"{str(path)!r}: {problem}")
-
-
-@dataclass(frozen=True)
-class AuditEvent:
-    timestamp: datetime
-    event_type: str
-    correlation_id: str | None
-    details: dict[str, Any]
-    line: int  # 1-based line number in the file
-
-
-@dataclass(frozen=True)
-class AuditLog:
-    path: Path
-    events: tuple[AuditEvent, ...]
-    skipped_lines: int = 0
-    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,7 +28,7 @@ class LiquidationRun:
     """All events sharing one correlation id that belong to a liquidation."""
 
     correlation_id: str
-    events: tuple[AuditEvent, ...]
+    records: tuple[AuditRecord, ...]
     started_at: datetime
     state: str  # COMPLETED | PARTIAL | FAILED | SKIPPED | ... | INCOMPLETE
     reason: str = ""
@@ -80,7 +49,7 @@ class LiquidationRun:
             "orders_cancelled": self.orders_cancelled,
             "duration_seconds": self.duration_seconds,
             "errors": list(self.errors),
-            "events": len(self.events),
+            "events": len(self.records),
         }
 
 
@@ -108,84 +77,23 @@ class AuditSummary:
         }
 
 
-def read_audit(path: str | Path) -> AuditLog:
-    """Parse the audit file; corrupted lines are skipped, counted and warned about."""
-    file = Path(path)
-    if not file.is_file():
-        raise AuditFileError(file, "audit file does not exist (is the bot writing logs/audit.jsonl?)")
-    events: list[AuditEvent] = []
-    warnings: list[str] = []
-    try:
-        with file.open(encoding="utf-8", errors="replace") as handle:
-            for number, text in enumerate(handle, start=1):
-                if not text.strip():
-                    continue
-                event, problem = _parse_line(text, number)
-                if event is not None:
-                    events.append(event)
-                else:
-                    message = f"{file.name}:{number}: skipped corrupted line ({problem})"
-                    log.warning(message)
-                    warnings.append(message)
-    except OSError as exc:
-        raise AuditFileError(file, f"cannot be read: {exc}") from exc
-    return AuditLog(file, tuple(events), len(warnings), tuple(warnings))
-
-
-def _parse_line(text: str, number: int) -> tuple[AuditEvent | None, str]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, f"invalid JSON: {exc.msg}"
-    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, [[[[... nested too deep
-        return None, f"unreadable JSON: {type(exc).__name__}"
-    if not isinstance(data, dict):
-        return None, "not a JSON object"
-    event_type = data.get("event_type")
-    if not isinstance(event_type, str) or not event_type:
-        return None, "no event_type"
-    try:
-        timestamp = _parse_time(data.get("timestamp"))
-    except ValueError as exc:
-        return None, str(exc)
-    correlation = data.get("correlation_id")
-    details = data.get("details")
-    return AuditEvent(
-        timestamp=timestamp,
-        event_type=event_type,
-        correlation_id=str(correlation) if correlation else None,
-        details=details if isinstance(details, dict) else {},
-        line=number,
-    ), ""
-
-
-def _parse_time(raw: Any) -> datetime:
-    if not isinstance(raw, str):
-        raise ValueError(f"timestamp={raw!r}: expected an ISO 8601 string")
-    try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"timestamp={raw!r}: not ISO 8601") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def group_runs(events: tuple[AuditEvent, ...] | list[AuditEvent]) -> list[LiquidationRun]:
+def group_runs(records: Sequence[AuditRecord]) -> list[LiquidationRun]:
     """Runs (correlation ids with a LIQUIDATION_START or _COMPLETE), oldest first."""
-    by_id: dict[str, list[AuditEvent]] = {}
-    for event in events:
-        if event.correlation_id:
-            by_id.setdefault(event.correlation_id, []).append(event)
+    by_id: dict[str, list[AuditRecord]] = {}
+    for record in records:
+        if record.correlation_id:
+            by_id.setdefault(record.correlation_id, []).append(record)
     runs = [
         _run(cid, chain) for cid, chain in by_id.items()
-        if any(e.event_type in (START, COMPLETE) for e in chain)
+        if any(r.event_type in (AuditEvent.LIQUIDATION_START, AuditEvent.LIQUIDATION_COMPLETE) for r in chain)
     ]
     return sorted(runs, key=lambda run: run.started_at)
 
 
-def _run(correlation_id: str, chain: list[AuditEvent]) -> LiquidationRun:
-    ordered = tuple(sorted(chain, key=lambda e: (e.timestamp, e.line)))
-    start = next((e for e in ordered if e.event_type == START), ordered[0])
-    complete = next((e for e in reversed(ordered) if e.event_type == COMPLETE), None)
+def _run(correlation_id: str, chain: list[AuditRecord]) -> LiquidationRun:
+    ordered = tuple(sorted(chain, key=lambda r: (r.timestamp, r.line)))
+    start = next((r for r in ordered if r.event_type == AuditEvent.LIQUIDATION_START), ordered[0])
+    complete = next((r for r in reversed(ordered) if r.event_type == AuditEvent.LIQUIDATION_COMPLETE), None)
     if complete is None:
         return LiquidationRun(correlation_id, ordered, start.timestamp, INCOMPLETE,
                               reason=str(start.details.get("reason", "")))
@@ -220,16 +128,16 @@ def summarize(audit: AuditLog, *, last: int = 10) -> AuditSummary:
     FAILED/PARTIAL runs among those with their errors."""
     if last < 1:
         raise ValueError(f"last={last!r}: must be a positive number of runs")
-    runs = group_runs(audit.events)
+    runs = group_runs(audit.records)
     durations = [
-        value for e in audit.events if e.event_type == COMPLETE
-        if (value := _float(e.details.get("duration_seconds"))) is not None
+        value for r in audit.records if r.event_type == AuditEvent.LIQUIDATION_COMPLETE
+        if (value := _float(r.details.get("duration_seconds"))) is not None
     ]
     recent = tuple(runs[-last:])
     return AuditSummary(
-        total_events=len(audit.events),
+        total_events=len(audit.records),
         skipped_lines=audit.skipped_lines,
-        event_counts=dict(sorted(Counter(e.event_type for e in audit.events).items())),
+        event_counts=dict(sorted(Counter(r.event_type for r in audit.records).items())),
         runs_by_state=dict(sorted(Counter(run.state for run in runs).items())),
         average_duration_seconds=sum(durations) / len(durations) if durations else None,
         max_duration_seconds=max(durations) if durations else None,
