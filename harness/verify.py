@@ -25,7 +25,6 @@ DEFAULT_PATHS = ("tests", "scenarios")
 #: pytest exit codes that mean the run itself could not happen (no report can be trusted)
 PYTEST_CANNOT_RUN = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
-_MARK = {ItemStatus.PASSED: "✅", ItemStatus.FAILED: "❌", ItemStatus.BROKEN: "❌"}
 
 
 def pytest_command(paths: tuple[str, ...], results_dir: Path, *, testnet: bool, environment: str | None,
@@ -66,7 +65,7 @@ def summary_table(report: Report) -> str:
     lines = [f"{'Checklist section'.ljust(width)}  passed  not passed"]
     for feature, outcomes in rows.items():
         passed = sum(o.status is ItemStatus.PASSED for o in outcomes)
-        bad = [f"{_MARK.get(o.status, '⏭️')} {o.item.id} ({o.status.value})" for o in outcomes if o.status is not ItemStatus.PASSED]
+        bad = [f"{o.status.icon} {o.item.id} ({o.status.value})" for o in outcomes if o.status is not ItemStatus.PASSED]
         lines.append(f"{feature.ljust(width)}  {passed:>2}/{len(outcomes):<3}  {', '.join(bad) or '-'}")
     return "\n".join(lines)
 

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.core.audit import AuditEvent, AuditFileError, AuditLogger, AuditRecord, read_audit
-from harness.report import bundle_logs, group_runs, summarize
+from harness.report import bundle_logs, group_runs, summarize_audit
 from harness.report.cli import audit_command
 
 NOW = datetime(2026, 1, 2, 10, 0, 0, tzinfo=timezone.utc)
@@ -111,7 +111,7 @@ class TestReadAudit:
 
 class TestSummarize:
     def test_counts_events_and_averages_completed_durations(self, audit_file: Path) -> None:
-        summary = summarize(read_audit(audit_file))
+        summary = summarize_audit(read_audit(audit_file))
 
         assert summary.total_events == 9
         assert summary.event_counts["LIQUIDATION_START"] == 3
@@ -122,16 +122,16 @@ class TestSummarize:
         assert [r.correlation_id for r in summary.problem_runs] == ["run-b"]
 
     def test_last_limits_recent_runs_to_the_newest(self, audit_file: Path) -> None:
-        summary = summarize(read_audit(audit_file), last=2)
+        summary = summarize_audit(read_audit(audit_file), last=2)
         assert [r.correlation_id for r in summary.recent_runs] == ["run-b", "run-c"]
 
     def test_no_completed_runs_has_no_average(self, tmp_path: Path) -> None:
         path = write_log(tmp_path / "a.jsonl", [event("LIQUIDATION_START", "x", 1)])
-        assert summarize(read_audit(path)).average_duration_seconds is None
+        assert summarize_audit(read_audit(path)).average_duration_seconds is None
 
     def test_last_must_be_positive(self, audit_file: Path) -> None:
         with pytest.raises(ValueError, match="last=0"):
-            summarize(read_audit(audit_file), last=0)
+            summarize_audit(read_audit(audit_file), last=0)
 
 
 class TestBundleLogs:

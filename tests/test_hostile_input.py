@@ -10,7 +10,7 @@
   exchange: missing fields, wrong types, HTML, empty bodies, ``null``, huge numbers) become
   per-symbol failures of a liquidation that still returns in time, never an exception, and I1, I2,
   I4 (COMPLETED only when flat) and I5 hold.
-* The audit reader (``harness.core.audit.read_audit``) and the report's ``summarize`` survive any
+* The audit reader (``harness.core.audit.read_audit``) and the report's ``summarize_audit`` survive any
   corruption of a valid file: truncation at any byte, garbage lines, invalid UTF-8, NUL bytes,
   deeply nested JSON, 5,000-digit numbers; every untouched line is still read.
 """
@@ -42,7 +42,7 @@ from harness.core.errors import ConfigError
 from harness.core.manager import LiquidationManager
 from harness.exchanges.binance import BinanceFuturesOrderManager
 from harness.exchanges.sim import BinanceSimulator
-from harness.report import summarize
+from harness.report import summarize_audit
 
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -470,7 +470,7 @@ class TestCorruptedAuditFile:
         *complete, _last = path.read_bytes().split(b"\n")  # the last piece has no newline after it
         survivors = [json.loads(piece) for piece in complete if piece in original]
         log = read_audit(path)
-        summary = summarize(log)
+        summary = summarize_audit(log)
         kept = [record.to_dict() for record in log.records]
         assert all(s in kept for s in survivors)
         assert summary.total_events == len(log.records) >= len(survivors)

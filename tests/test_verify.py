@@ -48,6 +48,7 @@ def test_a_broken_scenario_blocks_sign_off_with_the_rollback_recommendation(tmp_
     assert "shutdown hangs" in report  # the failure's message under Issues Encountered
     assert "Shutdown hangs" in report and "Critical" in report  # the decision matrix's row
     assert "NOT READY FOR SIGN-OFF" in output and "scenario.3.timeout" in output
+    assert "❌ scenario.3.timeout (FAILED)" in output  # the summary table marks it with the report's icon
 
 
 def test_a_bad_configuration_is_a_usage_error(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 run summaries of the audit trail (read by ``harness.core.audit.read_audit``). Public names are
 re-exported here; the modules are private."""
 
-from harness.report.audit_summary import AuditSummary, LiquidationRun, bundle_logs, group_runs, summarize
+from harness.report.audit_summary import AuditSummary, LiquidationRun, bundle_logs, group_runs, summarize_audit
 from harness.report.html import find_allure, generate_html
 from harness.report.outcomes import Blocker, ItemOutcome, ItemStatus, item_outcomes
 from harness.report.render import Report, build_report, format_config, write_report
@@ -31,6 +31,6 @@ __all__ = [
     "load_results",
     "rollback_advised",
     "rollback_recommendation",
-    "summarize",
+    "summarize_audit",
     "write_report",
 ]

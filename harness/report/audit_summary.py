@@ -123,7 +123,7 @@ def _float(raw: Any) -> float | None:
     return None
 
 
-def summarize(audit: AuditLog, *, last: int = 10) -> AuditSummary:
+def summarize_audit(audit: AuditLog, *, last: int = 10) -> AuditSummary:
     """Counts by event type and by run state, execution times, the last ``last`` runs, and the
     FAILED/PARTIAL runs among those with their errors."""
     if last < 1:

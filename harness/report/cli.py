@@ -17,7 +17,7 @@ import click
 from harness.core.audit import AuditEvent, AuditFileError, read_audit
 from harness.core.config import ENVIRONMENTS, build_config, load_config, profile
 from harness.core.errors import ConfigError
-from harness.report.audit_summary import AuditSummary, LiquidationRun, bundle_logs, summarize
+from harness.report.audit_summary import AuditSummary, LiquidationRun, bundle_logs, summarize_audit
 from harness.report.html import generate_html
 from harness.report.render import build_report, write_report
 from harness.report.results import ResultsError, RunResults, load_results
@@ -143,7 +143,7 @@ def audit_command(
         archive = bundle_logs(audit_file.parent, bundle_dir) if bundle else None
     except AuditFileError as exc:
         raise click.BadParameter(str(exc), param_hint="--file") from exc
-    result = summarize(audit, last=last)
+    result = summarize_audit(audit, last=last)
     if audit.skipped_lines:
         click.echo(f"warning: skipped {audit.skipped_lines} corrupted line(s) in {audit_file}",
                    err=True)
