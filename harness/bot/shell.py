@@ -129,6 +129,7 @@ class TradingBot:
         self.deadman_interval = deadman_interval
         self.deadman: DeadMansSwitch | None = None
         self._signals = 0
+        self._stop = asyncio.Event()
 
     # -- setup ------------------------------------------------------------------------------
     def initialize(self) -> TradingBot:
@@ -233,13 +234,17 @@ class TradingBot:
         except OSError as exc:
             log.error("could not write liquidation-result.json: %s", exc)
 
-    def _on_signal(self, signum: int, stop: asyncio.Event) -> None:
+    def request_shutdown(self) -> None:
+        """Make ``run()`` liquidate and return, as the first SIGTERM does (for a program embedding the bot)."""
+        self._stop.set()
+
+    def _on_signal(self, signum: int) -> None:
         self._signals += 1
         name = signal.Signals(signum).name
         print(f"SIGNAL {name} count={self._signals}", flush=True)  # lets a harness wait for the acknowledgement
         if self._signals == 1:
             log.warning("%s received: starting emergency liquidation", name)
-            stop.set()
+            self._stop.set()
         elif self._signals == 2:
             log.warning("%s received again during liquidation: ignored (send a third time to force exit)", name)
         else:
@@ -252,9 +257,8 @@ class TradingBot:
         if self.liquidation_manager is None:
             raise RuntimeError("TradingBot.run(): the bot is not built; call initialize() first")
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self._on_signal, signum, stop)
+            loop.add_signal_handler(signum, self._on_signal, signum)
         if self.metrics_port is not None:
             from harness.bot.metrics_server import start_metrics_server
 
@@ -267,7 +271,7 @@ class TradingBot:
         write_private(self.log_dir / "bot.ready", str(os.getpid()))
         log.info("READY pid=%d", os.getpid())
         print(f"READY pid={os.getpid()}", flush=True)
-        await stop.wait()
+        await self._stop.wait()
         try:
             result = await self.liquidate(reason="shutdown signal")
         finally:
@@ -277,6 +281,8 @@ class TradingBot:
             if self.metrics_server is not None:
                 self.metrics_server.close()
             (self.log_dir / "bot.ready").unlink(missing_ok=True)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
         ok = result.state in (LiquidationState.COMPLETED, LiquidationState.SKIPPED)
         return EXIT_OK if ok else EXIT_NOT_FLAT
 
