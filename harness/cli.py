@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from harness._entry import run_click
+from harness.clickrun import run_click
 from harness.core.config import ENVIRONMENT_VARIABLE, ENVIRONMENTS, build_config, load_raw
 from harness.core.errors import ConfigError
 from harness.core.validation import ConfigValidator, Severity, ValidationReport

@@ -24,7 +24,7 @@ import allure
 import pytest
 
 from harness.bot import TradingBot, configure_logging
-from harness.monitoring import METRIC_NAMES
+from harness.bot.metrics_server import METRIC_NAMES
 from harness.pytest_plugin import RunTarget
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,7 +37,7 @@ COUNT_FIELDS = ("total_executions", "positions_closed", "positions_failed", "ord
 SECONDS_FIELDS = ("last_execution_time_seconds", "average_execution_time_seconds", "max_execution_time_seconds")
 RATE_FIELDS = ("success_rate", "position_close_success_rate")
 OTHER_FIELDS = ("executions_by_state", "last_state", "execution_time_histogram", "in_progress", "in_progress_since")
-LEVEL = re.compile(r"^\S+ \S+ (ERROR|CRITICAL) ")  # harness.bot.LOG_FORMAT: date time LEVEL name message
+LEVEL = re.compile(r"^\S+ \S+ (ERROR|CRITICAL) ")  # harness.bot.logs.LOG_FORMAT: date time LEVEL name message
 
 
 def _is_count(value: Any) -> bool:

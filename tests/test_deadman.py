@@ -1,4 +1,4 @@
-"""The dead-man's switch (harness.deadman): Binance's countdownCancelAll kept armed while the bot runs.
+"""The dead-man's switch (harness.bot.deadman): Binance's countdownCancelAll kept armed while the bot runs.
 
 Layers: the switch against a recording fake (timing, failures, a bounded disarm), against the
 embedded exchange through the real adapter (the countdown is armed, refreshed and disarmed on the
@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.bot.deadman import DeadMansSwitch, check_timing
 from harness.core.config import LiquidationConfig, load_config
 from harness.core.errors import ConfigError, RetryableExchangeError
+from harness.core.ports import SupportsCountdown
 from harness.core.validation import ConfigValidator, Severity
-from harness.deadman import DeadMansSwitch, check_timing, supports_countdown
 from harness.exchanges.binance import BinanceFuturesOrderManager
 from harness.exchanges.sim import BinanceSimulator
 from harness.targets import TESTNET_KEY_VARS
@@ -125,7 +126,7 @@ class TestAgainstTheEmbeddedExchange:
         async with BinanceSimulator() as sim, BinanceFuturesOrderManager(
             sim.api_key, sim.api_secret, base_url=sim.base_url
         ) as adapter:
-            assert supports_countdown(adapter)
+            assert isinstance(adapter, SupportsCountdown)
             switch = DeadMansSwitch(adapter, SYMBOLS, countdown_seconds=30, interval_seconds=10)
             assert await switch.arm_once() == SYMBOLS
             first = sim.book.next_countdown_deadline()

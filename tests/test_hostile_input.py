@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from chaos_strategies import book_legs, check_audit, check_deadline, check_fills
-from harness.bot import TradingBot, bot_command
+from harness.bot import TradingBot, make_bot_command
 from harness.cli import cli
 from harness.core.audit import AuditLogger, read_audit
 from harness.core.config import FIELD_TYPES, LiquidationConfig, load_config
@@ -117,17 +117,22 @@ class TestConfigLoader:
 
 
 # -- command lines ---------------------------------------------------------------------------------
-@pytest.fixture
-def stub_run(monkeypatch: pytest.MonkeyPatch) -> list[TradingBot]:
-    """TradingBot.run returns 0 at once (an accepted command line must not wait for a signal)."""
-    started: list[TradingBot] = []
+class Built:
+    """The bot command with a ``run`` that only records the bot it was handed (an accepted command
+    line must not wait for a signal)."""
 
-    async def run(self: TradingBot) -> int:
-        started.append(self)
+    def __init__(self) -> None:
+        self.bots: list[TradingBot] = []
+        self.command = make_bot_command(run=self.run)
+
+    def run(self, bot: TradingBot) -> int:
+        self.bots.append(bot)
         return 0
 
-    monkeypatch.setattr(TradingBot, "run", run)
-    return started
+
+@pytest.fixture
+def built() -> Built:
+    return Built()
 
 
 
@@ -152,29 +157,29 @@ def _clean_exit(result: Any) -> bool:
 class TestCommandLines:
     @pytest.mark.parametrize("args", BAD_BOT_ARGS, ids=[" ".join(a)[:40] for a in BAD_BOT_ARGS])
     def test_bot_refuses_a_bad_command_line_with_exit_two(self, args: tuple[str, ...], tmp_path: Path,
-                                                          stub_run: list[TradingBot], restore_root_logging: None) -> None:
+                                                          built: Built, restore_root_logging: None) -> None:
         argv = [*args] if "--log-dir" in args else ["--log-dir", str(tmp_path / "logs"), *args]
-        result = CliRunner().invoke(bot_command, argv, env={"TRADING_ENV": "testnet"})
+        result = CliRunner().invoke(built.command, argv, env={"TRADING_ENV": "testnet"})
         assert _clean_exit(result), result.exception
         assert result.exit_code == 2, result.output
         assert "Traceback" not in result.output and ("error" in result.output.lower()), result.output
-        assert stub_run == []
+        assert built.bots == []
 
     @FUZZ
     @given(options=st.lists(st.tuples(st.sampled_from(BOT_OPTIONS), arg_values), max_size=3), environ=environments(),
            document=toml_documents())
     def test_bot_command_line_fuzz_exits_two_or_starts(self, options: list[tuple[str, str]], environ: dict[str, str],
-                                                       document: bytes, tmp_path: Path, stub_run: list[TradingBot],
+                                                       document: bytes, tmp_path: Path, built: Built,
                                                        restore_root_logging: None) -> None:
         (tmp_path / "c.toml").write_bytes(document)
         argv = ["--log-dir", str(tmp_path / "logs"), "--exchange-url", "http://127.0.0.1:9"]
         for option, value in options:
             argv += [option, str(tmp_path / "c.toml") if option == "--config" else value]
-        stub_run.clear()
-        result = CliRunner().invoke(bot_command, argv, env={"TRADING_ENV": "testnet", **environ})
+        built.bots.clear()
+        result = CliRunner().invoke(built.command, argv, env={"TRADING_ENV": "testnet", **environ})
         assert _clean_exit(result), f"{argv}: {result.exception!r}"
         assert "Traceback" not in result.output
-        assert (result.exit_code, len(stub_run)) in ((2, 0), (0, 1)), (argv, environ, result.output)
+        assert (result.exit_code, len(built.bots)) in ((2, 0), (0, 1)), (argv, environ, result.output)
 
     @FUZZ
     @given(document=toml_documents(), environ=environments(), strict=st.booleans())

@@ -18,6 +18,7 @@ from harness.core.config import LiquidationConfig
 from harness.core.manager import LiquidationManager
 from harness.core.outcome import LiquidationState
 from harness.exchanges.sim import FaultPlan, InMemoryOrderManager, SimBook
+from harness.exchanges.sim.memory import SyncCancelOrderManager
 
 from manual_clock import ManualClock
 
@@ -171,10 +172,10 @@ class TestLiquidationTimeout:
         assert (start.event_type, complete.event_type) == ("LIQUIDATION_START", "LIQUIDATION_COMPLETE")
         assert start.correlation_id == complete.correlation_id == result.correlation_id
 
-    async def test_blocking_synchronous_cancel_cannot_hold_the_engine(self, book, faults, order_manager, audit) -> None:
+    async def test_blocking_synchronous_cancel_cannot_hold_the_engine(self, book, faults, audit) -> None:
         faults.hang(endpoint="cancel_all_orders")
         started = time.monotonic()
-        result = await make(order_manager, audit, timeout_seconds=1.0).execute_emergency_liquidation("test")
+        result = await make(SyncCancelOrderManager(book, faults), audit, timeout_seconds=1.0).execute_emergency_liquidation("test")
         assert time.monotonic() - started < 1.5
         assert result.state is LiquidationState.FAILED
         assert result.positions_failed == 2  # read but never closed: reported, not forgotten
@@ -201,7 +202,7 @@ class TestLiquidationTimeout:
         symbols = list(SimBook().symbols)[:12]
         barrier = threading.Barrier(len(symbols), timeout=3)
 
-        class AllAtOnce(InMemoryOrderManager):
+        class AllAtOnce(SyncCancelOrderManager):  # the thread-pool path: no async cancel
             def cancel_all_orders(self, symbol: str) -> int:
                 barrier.wait()
                 return super().cancel_all_orders(symbol)

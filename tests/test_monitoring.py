@@ -1,4 +1,4 @@
-"""harness.monitoring (Prometheus exposition) and monitoring/ (alert rules, rule tests, dashboard)."""
+"""harness.bot.metrics_server (Prometheus exposition) and monitoring/ (alert rules, rule tests, dashboard)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.monitoring import METRIC_NAMES, render_metrics, start_metrics_server
+from harness.bot.metrics_server import METRIC_NAMES, render_metrics, start_metrics_server
 
 MONITORING = Path(__file__).resolve().parents[1] / "monitoring"
 ALERTS, ALERT_TESTS, DASHBOARD = (MONITORING / n for n in ("alerts.yml", "alerts_test.yml",

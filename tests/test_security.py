@@ -28,7 +28,7 @@ import pytest
 from click.testing import CliRunner
 
 from chaos_strategies import check_no_secrets, scan_tree
-from harness.bot import REDACTOR, TradingBot, bot_command, configure_logging
+from harness.bot import REDACTOR, TradingBot, configure_logging, make_bot_command
 from harness.core.audit import AuditLogger
 from harness.core.errors import ConfigError
 from harness.exchanges.sim import BinanceSimulator
@@ -103,15 +103,10 @@ class TestCrossedCredentials:
     def test_the_bot_refuses_to_start_with_exit_two(self, args: list[str], env: dict[str, str], tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch, restore_root_logging: None) -> None:
         started: list[TradingBot] = []
-
-        async def run(self: TradingBot) -> int:
-            started.append(self)
-            return 0
-
-        monkeypatch.setattr(TradingBot, "run", run)
+        command = make_bot_command(run=lambda bot: started.append(bot) or 0)
         for name in PRODUCTION_KEY_VARS + TESTNET_KEY_VARS:
             monkeypatch.delenv(name, raising=False)
-        result = CliRunner().invoke(bot_command, ["--log-dir", str(tmp_path / "logs"), *args], env=env)
+        result = CliRunner().invoke(command, ["--log-dir", str(tmp_path / "logs"), *args], env=env)
         assert (result.exit_code, started) == (2, []), result.output
         assert "configuration error" in result.output and "Traceback" not in result.output
         assert KEY_A not in result.output and SECRET_A not in result.output

@@ -18,8 +18,16 @@ from harness.core.errors import (
     RetryableExchangeError,
     TerminalExchangeError,
 )
-from harness.core.ports import OrderExecutionManager, describe_order_manager
+from harness.core.ports import (
+    OrderExecutionManager,
+    SupportsAsyncCancel,
+    SupportsCountdown,
+    SupportsLifecycle,
+    capabilities_of,
+    describe_order_manager,
+)
 from harness.exchanges.sim import FaultPlan, FaultRule, InMemoryOrderManager, SimBook
+from harness.exchanges.sim.memory import SyncCancelOrderManager
 
 
 @pytest.fixture
@@ -72,6 +80,62 @@ class TestPort:
         with pytest.raises(TerminalExchangeError) as info:
             manager.cancel_all_orders("NOPEUSDT")
         assert info.value.code == -1121
+
+
+class TestCapabilities:
+    def test_the_face_offers_async_cancel_and_countdown_but_no_lifecycle(self, manager: InMemoryOrderManager) -> None:
+        assert isinstance(manager, SupportsAsyncCancel) and isinstance(manager, SupportsCountdown)
+        assert not isinstance(manager, SupportsLifecycle)
+        assert capabilities_of(manager) == ["async_cancel", "countdown"]
+
+    def test_the_sync_cancel_variant_switches_the_async_cancel_off(self, book: SimBook) -> None:
+        sync_only = SyncCancelOrderManager(book)
+        assert not isinstance(sync_only, SupportsAsyncCancel)
+        assert capabilities_of(sync_only) == ["countdown"] and describe_order_manager(sync_only) == []
+
+    async def test_async_cancel_counts_regular_and_algo_orders_like_the_sync_one(
+            self, book: SimBook, manager: InMemoryOrderManager) -> None:
+        book.place_order("BTCUSDT", "BUY", "LIMIT", "0.010", "50000")
+        book.place_algo_order("BTCUSDT", "BUY", "STOP_MARKET", quantity="0.010", trigger_price="70000")
+        assert await manager.cancel_all_orders_async("BTCUSDT") == 2
+        assert await manager.cancel_all_orders_async("BTCUSDT") == 0
+        assert book.open_orders() == [] and book.open_algo_orders() == []
+        assert [c.method for c in manager.calls] == ["cancel_all_orders_async"] * 2
+
+    async def test_async_cancel_answers_to_the_cancel_fault_rules(self, faults: FaultPlan,
+                                                                  manager: InMemoryOrderManager) -> None:
+        faults.error(503, endpoint="cancel_all_orders", symbol="BTCUSDT", times=1)
+        with pytest.raises(RetryableExchangeError):
+            await manager.cancel_all_orders_async("BTCUSDT")
+        assert await manager.cancel_all_orders_async("BTCUSDT") == 0
+        with pytest.raises(TerminalExchangeError) as info:
+            await manager.cancel_all_orders_async("NOPEUSDT")
+        assert info.value.code == -1121
+
+    async def test_countdown_arms_the_books_switch_which_cancels_when_due_and_zero_disarms(
+            self, book: SimBook, manager: InMemoryOrderManager) -> None:
+        book.place_order("BTCUSDT", "BUY", "LIMIT", "0.010", "50000")
+        before = book.now_ms()
+        assert await manager.countdown_cancel_all("BTCUSDT", 30_000) == {"symbol": "BTCUSDT", "countdownTime": "30000"}
+        deadline = book.next_countdown_deadline()
+        assert deadline is not None and deadline >= before + 30_000
+        assert book.run_due_countdowns(deadline - 1) == {} and len(book.open_orders()) == 1
+        assert book.run_due_countdowns(deadline) == {"BTCUSDT": 1} and book.open_orders() == []
+        await manager.countdown_cancel_all("ETHUSDT", 30_000)
+        await manager.countdown_cancel_all("ETHUSDT", 0)
+        assert book.next_countdown_deadline() is None
+        assert manager.calls_to("countdown_cancel_all", "ETHUSDT")[-1].args == {"countdown_ms": 0}
+
+    async def test_countdown_refuses_a_bad_time_and_answers_to_the_http_endpoints_fault_rules(
+            self, faults: FaultPlan, manager: InMemoryOrderManager) -> None:
+        for bad in (-1, 1.5, "30000", True):
+            with pytest.raises(TerminalExchangeError) as info:
+                await manager.countdown_cancel_all("BTCUSDT", bad)  # type: ignore[arg-type]
+            assert info.value.code == -1130
+        faults.error(503, endpoint="POST /fapi/v1/countdownCancelAll", times=1)
+        with pytest.raises(RetryableExchangeError):
+            await manager.countdown_cancel_all("BTCUSDT", 30_000)
+        assert (await manager.countdown_cancel_all("BTCUSDT", 30_000))["countdownTime"] == "30000"
 
 
 class TestMarketClose:

@@ -63,7 +63,7 @@ class LiquidationConfig(BaseModel):
     retry_delay_seconds: float = Field(
         default=0.5, ge=RANGES["retry_delay_seconds"][0], le=RANGES["retry_delay_seconds"][1]
     )
-    #: the bot's dead-man's switch (Binance countdownCancelAll, see harness.deadman): the countdown it
+    #: the bot's dead-man's switch (Binance countdownCancelAll, see harness.bot.deadman): the countdown it
     #: keeps armed per symbol (0 = off) and how often it re-arms (must be shorter than the countdown)
     deadman_countdown_seconds: float = Field(
         default=120.0, ge=RANGES["deadman_countdown_seconds"][0], le=RANGES["deadman_countdown_seconds"][1]

@@ -1,10 +1,11 @@
 """LiquidationManager: cancel every order and close every position inside a hard deadline.
 
 Per symbol, concurrently across symbols: cancel the symbol's orders (the synchronous
-``cancel_all_orders`` runs in a thread pool sized for the symbol count; an order manager that also
-offers ``async cancel_all_orders_async(symbol)``, same contract, is awaited on the loop instead, so a
-large account needs no threads), then close its positions (opposite side, absolute size). Positions
-are read once, concurrently with the cancels.
+``cancel_all_orders`` runs in a thread pool sized for the symbol count; an order manager that is also
+a ``SupportsAsyncCancel`` (``async cancel_all_orders_async(symbol)``, same contract, see
+``harness.core.ports``) is awaited on the loop instead, so a large account needs no threads), then
+close its positions (opposite side, absolute size). Positions are read once, concurrently with the
+cancels.
 
 The whole run is bounded by ``timeout_seconds``: the engine waits on its own work with that
 timeout, so a hanging order manager (async or blocking sync) cannot hold it; pending work is
@@ -23,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import inspect
 import logging
 import time
 import uuid
@@ -40,7 +40,7 @@ from harness.core.context import current_correlation_id, current_deadline
 from harness.core.errors import RetryableExchangeError, is_terminal
 from harness.core.metrics import LiquidationMetrics
 from harness.core.outcome import LiquidationResult, LiquidationState, PositionOutcome, Status, SymbolOutcome
-from harness.core.ports import OrderExecutionManager
+from harness.core.ports import AuditSink, OrderExecutionManager, SupportsAsyncCancel, SupportsWriteErrors
 
 log = logging.getLogger("harness.liquidation")
 T = TypeVar("T")
@@ -69,12 +69,6 @@ class _Run:
         return self.outcomes.setdefault(symbol, SymbolOutcome(symbol))
 
 
-def _async_cancel_of(order_manager: Any) -> Callable[[str], Awaitable[int]] | None:
-    """The order manager's optional ``async cancel_all_orders_async(symbol)``, else None (use a thread)."""
-    method = getattr(order_manager, "cancel_all_orders_async", None)
-    return method if callable(method) and inspect.iscoroutinefunction(method) else None
-
-
 def _describe(exc: BaseException) -> str:
     code = getattr(exc, "code", None)
     text = str(exc) or exc.__class__.__name__
@@ -93,15 +87,18 @@ class LiquidationManager:
         self,
         config: LiquidationConfig,
         order_manager: OrderExecutionManager,
-        audit_logger: Any = None,
+        audit_logger: AuditSink | None = None,
         symbols: Sequence[str] | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
+        if audit_logger is not None and not isinstance(audit_logger, AuditSink):
+            raise TypeError(f"audit_logger={audit_logger!r}: must be None or a harness.core.ports.AuditSink "
+                            "(a log(event_type, correlation_id, details) method), e.g. AuditLogger")
         self.config = config
         self.order_manager = order_manager
-        self.audit_logger = audit_logger
+        self.audit_logger: AuditSink | None = audit_logger
         self.symbols: list[str] = list(dict.fromkeys(symbols or []))
         self._clock = clock
         self._sleep = sleep
@@ -126,7 +123,8 @@ class LiquidationManager:
         return self._running is not None and not self._running.done()
 
     def get_metrics(self) -> dict[str, Any]:
-        audit_errors = self._audit_errors + int(getattr(self.audit_logger, "write_errors", 0) or 0)
+        sink = self.audit_logger
+        audit_errors = self._audit_errors + (sink.write_errors if isinstance(sink, SupportsWriteErrors) else 0)
         return self._metrics.snapshot(audit_write_errors=audit_errors)
 
     # -- the run ---------------------------------------------------------------------------
@@ -261,12 +259,12 @@ class LiquidationManager:
         loop = asyncio.get_running_loop()
         symbol = outcome.symbol
 
-        cancel_async = _async_cancel_of(self.order_manager)
+        order_manager = self.order_manager
 
         def call(attempt: int) -> Awaitable[int]:
-            if cancel_async is not None:  # no thread: hundreds of symbols cancel at once on the loop
-                return cancel_async(symbol)
-            bound = functools.partial(contextvars.copy_context().run, self.order_manager.cancel_all_orders, symbol)
+            if isinstance(order_manager, SupportsAsyncCancel):  # no thread: hundreds of symbols cancel at once on the loop
+                return order_manager.cancel_all_orders_async(symbol)
+            bound = functools.partial(contextvars.copy_context().run, order_manager.cancel_all_orders, symbol)
             return loop.run_in_executor(executor, bound)
 
         def failed(exc: BaseException, attempt: int, will_retry: bool) -> None:

@@ -1,7 +1,7 @@
 """LiquidationMetrics: the counters behind ``LiquidationManager.get_metrics()``.
 
 Every field is present from the start (zeros and ``None``), so a monitoring probe never has to guess.
-The Prometheus exposition (harness.monitoring) reads the same dictionary.
+The Prometheus exposition (harness.bot.metrics_server) reads the same dictionary.
 """
 
 from __future__ import annotations

@@ -27,10 +27,40 @@ positionSide orders (hedge mode: SELL closes LONG, BUY closes SHORT). ``quantity
 
 Errors are raised as ``harness.core.errors.ExchangeError`` subclasses; ``TerminalExchangeError`` (or
 any exception with a true ``terminal`` attribute) is never retried by the engine.
+
+Optional capabilities
+---------------------
+An order manager may offer more than the three seed methods. Each extra is a runtime-checkable
+Protocol below; the engine and the bot test for it with ``isinstance`` and fall back when it is absent
+(a method set to ``None`` in a class counts as absent, so a subclass can switch one off):
+
+``SupportsAsyncCancel``: ``async cancel_all_orders_async(symbol) -> int``, the same contract as
+``cancel_all_orders``. The engine awaits it on the loop; without it, it runs the synchronous cancel
+in a thread pool sized for the symbol count.
+
+``SupportsLifecycle``: ``async warm_up(*, connections: int = 0)`` (read clock offset, exchange rules
+and position mode, open ``connections`` pooled connections; the return value is ignored) and
+``async close()`` (release connections; idempotent). The bot warms up before READY and closes on
+exit; without them it does neither.
+
+``SupportsCountdown``: ``async countdown_cancel_all(symbol, countdown_ms: int)``: Binance's
+``countdownCancelAll`` (cancel the symbol's open orders in ``countdown_ms``; 0 disarms). The bot's
+dead-man's switch needs it; without it the switch is off (logged).
+
+``AuditSink`` is what the engine needs of its audit logger: ``log(event_type, correlation_id,
+details)`` (the event type is a ``harness.core.audit.AuditEvent`` value; the engine counts a ``log``
+that raises as a failed write and carries on). ``SupportsWriteErrors``: a sink that also counts the
+writes it failed itself (``write_errors: int``) has them added to ``audit_write_errors`` in
+``get_metrics()``. ``harness.core.audit.AuditLogger`` is both; ``None`` means no audit trail.
+
+Implementations: ``BinanceFuturesOrderManager`` has all three order-manager capabilities;
+``InMemoryOrderManager`` has ``SupportsAsyncCancel`` and ``SupportsCountdown`` (no connections to
+warm or close).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 #: the three methods every order manager provides, with their kind (sync or async)
@@ -50,10 +80,51 @@ class OrderExecutionManager(Protocol):
     async def execute_market_close(self, symbol: str, side: str, quantity: float) -> dict: ...
 
 
+@runtime_checkable
+class SupportsAsyncCancel(Protocol):
+    async def cancel_all_orders_async(self, symbol: str) -> int: ...
+
+
+@runtime_checkable
+class SupportsLifecycle(Protocol):
+    async def warm_up(self, *, connections: int = 0) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class SupportsCountdown(Protocol):
+    async def countdown_cancel_all(self, symbol: str, countdown_ms: int) -> Any: ...
+
+
+@runtime_checkable
+class AuditSink(Protocol):
+    def log(self, event_type: Any, correlation_id: str | None, details: Mapping[str, Any] | None = None) -> Any: ...
+
+
+@runtime_checkable
+class SupportsWriteErrors(Protocol):
+    write_errors: int
+
+
+#: the optional capabilities by name (module docstring), for checks and descriptions
+CAPABILITIES: dict[str, type] = {
+    "async_cancel": SupportsAsyncCancel,
+    "lifecycle": SupportsLifecycle,
+    "countdown": SupportsCountdown,
+}
+
+
+def capabilities_of(order_manager: Any) -> list[str]:
+    """The names (``CAPABILITIES``) of the optional capabilities ``order_manager`` offers, sorted."""
+    return sorted(name for name, protocol in CAPABILITIES.items() if isinstance(order_manager, protocol))
+
+
 def describe_order_manager(order_manager: Any) -> list[str]:
     """Problems with ``order_manager`` as an OrderExecutionManager; empty when it conforms.
 
-    Checks presence, sync/async kind and parameter names of the three seed methods.
+    Checks presence, sync/async kind and parameter names of the three seed methods, and that the
+    methods of every optional capability it offers are async.
     """
     import inspect
 
@@ -80,4 +151,12 @@ def describe_order_manager(order_manager: Any) -> list[str]:
             continue
         if params[: len(expected_params[name])] != expected_params[name]:
             problems.append(f"{name}: parameters {params}, expected {expected_params[name]}")
+    for capability in capabilities_of(order_manager):
+        for name in _protocol_methods(CAPABILITIES[capability]):
+            if not inspect.iscoroutinefunction(getattr(order_manager, name)):
+                problems.append(f"{name}: must be async (optional capability {CAPABILITIES[capability].__name__})")
     return problems
+
+
+def _protocol_methods(protocol: type) -> list[str]:
+    return sorted(name for name, value in vars(protocol).items() if not name.startswith("_") and callable(value))

@@ -12,6 +12,14 @@ ambiguous or locked per symbol; failures are raised as ``harness.core.errors`` c
 
 ``calls`` records every call (method, symbol, arguments) as it starts, so a test can prove that no
 close request was made.
+
+Beyond the port it has two of the optional capabilities of ``harness.core.ports``, so the fast tests
+take the same paths as production: ``SupportsAsyncCancel`` (``cancel_all_orders_async``: the same
+cancel and the same fault rules as ``cancel_all_orders``, awaited on the loop) and
+``SupportsCountdown`` (``countdown_cancel_all`` arms the ``SimBook``'s countdown, like the HTTP
+face's ``POST /fapi/v1/countdownCancelAll``; fault rules target it by that name). It has no
+connections, so no ``SupportsLifecycle``. ``SyncCancelOrderManager`` is the same face without the
+async cancel, for the engine's thread-pool path.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from harness.core.errors import (
     TerminalExchangeError,
 )
 
-from ._endpoints import memory_names
+from ._endpoints import BY_ROUTE, memory_names
 from ._models import SimBookError
 from ._num import ZERO, floor_to_step
 from .book import SimBook
@@ -113,6 +121,33 @@ class InMemoryOrderManager:
             return self.book.cancel_all(symbol) + self.book.cancel_all_algo(symbol)
         except SimBookError as exc:
             raise exchange_error(exc.code, exc.msg, status=exc.status, symbol=symbol) from exc
+
+    # ------------------------------------------------------------ optional capabilities
+    async def cancel_all_orders_async(self, symbol: str) -> int:
+        """``cancel_all_orders`` awaited on the loop (``SupportsAsyncCancel``); same faults, same count."""
+        self._record("cancel_all_orders_async", symbol)
+        decision = self.faults.draw(memory_names("cancel_all_orders"), symbol)
+        await self._delay_async(decision)
+        self._raise_outcome(decision, symbol)
+        try:
+            return self.book.cancel_all(symbol) + self.book.cancel_all_algo(symbol)
+        except SimBookError as exc:
+            raise exchange_error(exc.code, exc.msg, status=exc.status, symbol=symbol) from exc
+
+    async def countdown_cancel_all(self, symbol: str, countdown_ms: int) -> dict:
+        """Arm the book's countdownCancelAll for ``symbol`` (``SupportsCountdown``; 0 disarms)."""
+        self._record("countdown_cancel_all", symbol, countdown_ms=countdown_ms)
+        decision = self.faults.draw(BY_ROUTE[("POST", "v1/countdownCancelAll")].names, symbol)
+        await self._delay_async(decision)
+        self._raise_outcome(decision, symbol)
+        if isinstance(countdown_ms, bool) or not isinstance(countdown_ms, int):
+            raise TerminalExchangeError(f"countdown_ms={countdown_ms!r}: expected an int of milliseconds (0 disarms)",
+                                        code=-1130, status=400, symbol=symbol)
+        try:
+            self.book.arm_countdown(symbol, countdown_ms)
+        except SimBookError as exc:
+            raise exchange_error(exc.code, exc.msg, status=exc.status, symbol=symbol) from exc
+        return {"symbol": symbol, "countdownTime": str(countdown_ms)}
 
     async def execute_market_close(self, symbol: str, side: str, quantity: float) -> dict:
         """Close ``quantity`` (Decimal or float, rounded DOWN to the step) with MARKET order(s).
@@ -209,6 +244,13 @@ class InMemoryOrderManager:
             raise TerminalExchangeError(f"{rule.code}: {rule.msg}", code=rule.code, status=rule.status, symbol=symbol)
         raise exchange_error(rule.code, rule.msg or "", status=rule.status, symbol=symbol,
                              retry_after=rule.retry_after)
+
+
+class SyncCancelOrderManager(InMemoryOrderManager):
+    """The in-process face without ``SupportsAsyncCancel``: the engine runs its synchronous
+    ``cancel_all_orders`` in a thread, as it does for a seed-shaped order manager."""
+
+    cancel_all_orders_async = None  # type: ignore[assignment]  # None switches a Protocol method off
 
 
 def _to_quantity(quantity: object, symbol: str) -> Decimal:

@@ -12,8 +12,9 @@ the bot is alive); a refresh that fails is logged and retried on the next tick, 
 keep failing for longer than the countdown the exchange cancels the orders (the safe outcome).
 Weight: each refresh costs 10 per symbol, i.e. ``10 * symbols * 60 / interval_seconds`` per minute.
 
-The switch talks to anything with ``async countdown_cancel_all(symbol, countdown_ms)``
-(``BinanceFuturesOrderManager`` has it); its clock and sleep are injectable for tests.
+The switch talks to any ``harness.core.ports.SupportsCountdown`` (``async
+countdown_cancel_all(symbol, countdown_ms)``: ``BinanceFuturesOrderManager`` and the simulator's
+``InMemoryOrderManager`` have it); its sleep is injectable for tests.
 """
 
 from __future__ import annotations
@@ -21,26 +22,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from harness.core.config import check_deadman_timing
 from harness.core.errors import ConfigError
+from harness.core.ports import SupportsCountdown
 
-log = logging.getLogger("harness.deadman")
+log = logging.getLogger(__name__)
 
 #: how long a clean exit may spend disarming (the process is leaving either way)
 DISARM_TIMEOUT_SECONDS = 2.0
-
-
-@runtime_checkable
-class CountdownArmer(Protocol):
-    async def countdown_cancel_all(self, symbol: str, countdown_ms: int) -> Any: ...
-
-
-def supports_countdown(order_manager: Any) -> bool:
-    """True when ``order_manager`` can arm Binance's countdown (``countdown_cancel_all``)."""
-    method = getattr(order_manager, "countdown_cancel_all", None)
-    return callable(method) and asyncio.iscoroutinefunction(method)
 
 
 #: the timing rule, shared with the configuration validator (harness.core.config)
@@ -52,7 +43,7 @@ class DeadMansSwitch:
 
     def __init__(
         self,
-        armer: CountdownArmer,
+        armer: SupportsCountdown,
         symbols: Sequence[str],
         *,
         countdown_seconds: float,
@@ -60,6 +51,9 @@ class DeadMansSwitch:
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         on_armed: Callable[[list[str]], None] | None = None,
     ) -> None:
+        if not isinstance(armer, SupportsCountdown):
+            raise TypeError(f"armer={armer!r}: must be a harness.core.ports.SupportsCountdown "
+                            "(async countdown_cancel_all(symbol, countdown_ms))")
         check_timing(countdown_seconds, interval_seconds)
         if countdown_seconds == 0:
             raise ConfigError("deadman_countdown_seconds", 0, "a countdown > 0 (0 means the switch is off: do not build one)")
@@ -145,4 +139,4 @@ class DeadMansSwitch:
         return not self.armed
 
 
-__all__ = ["CountdownArmer", "DeadMansSwitch", "check_timing", "supports_countdown"]
+__all__ = ["DISARM_TIMEOUT_SECONDS", "DeadMansSwitch", "check_timing"]
