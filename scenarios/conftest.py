@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from harness.pytest_plugin import PRODUCTION_SKIP_REASON, RunTarget
-from harness.targets import TESTNET_KEY_VARS
+from harness.exchanges.target import TESTNET_KEY_VARS
 from harness.testkit import BotProcess, ExchangeAccount
 
 
@@ -61,10 +61,9 @@ def exchange(run_target: RunTarget) -> Iterator[Exchange]:
     assert run_target.target is not None
     if not (run_target.api_key and run_target.api_secret):
         pytest.fail(f"{run_target.describe()} needs {TESTNET_KEY_VARS[0]} and {TESTNET_KEY_VARS[1]}")
-    base_url = run_target.target.base_url
-    account = ExchangeAccount(run_target.api_key, run_target.api_secret, base_url=base_url, testnet=base_url is None)
+    account = ExchangeAccount(run_target.api_key, run_target.api_secret, target=run_target.target)
     yield from _with_cleanup(
-        Exchange(base_url, True, run_target.api_key, run_target.api_secret, account), run_target
+        Exchange(run_target.target.root_url, True, run_target.api_key, run_target.api_secret, account), run_target
     )
 
 
