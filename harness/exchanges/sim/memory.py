@@ -48,11 +48,11 @@ from .faults import UNKNOWN_ERROR, FaultDecision, FaultPlan, FaultRule
 #: the engine's retry, which re-reads the position before sending again.
 RETRYABLE_HERE_TERMINAL_THERE = frozenset({REDUCE_ONLY_REJECTED, POSITION_SIDE_MISMATCH})
 #: codes after which retrying the same request cannot help (a missing order included)
-TERMINAL_CODES = (codes_in(CodeClass.TERMINAL) | codes_in(CodeClass.NOT_FOUND)) - RETRYABLE_HERE_TERMINAL_THERE
+_TERMINAL_HERE = (codes_in(CodeClass.TERMINAL) | codes_in(CodeClass.NOT_FOUND)) - RETRYABLE_HERE_TERMINAL_THERE
 #: codes that leave the order's execution status unknown
-AMBIGUOUS_CODES = codes_in(CodeClass.AMBIGUOUS)
+_AMBIGUOUS_HERE = codes_in(CodeClass.AMBIGUOUS)
 #: codes worth retrying (after a resync / re-read), whatever their HTTP status
-RETRYABLE_CODES = codes_in(CodeClass.RETRYABLE) | RETRYABLE_HERE_TERMINAL_THERE
+_RETRYABLE_HERE = codes_in(CodeClass.RETRYABLE) | RETRYABLE_HERE_TERMINAL_THERE
 _CLIENT_ID_UNSAFE = re.compile(r"[^.A-Za-z0-9:/_-]")
 _HEDGE_SIDE_FOR = {"SELL": "LONG", "BUY": "SHORT"}
 
@@ -61,10 +61,10 @@ def exchange_error(code: int | None, msg: str, *, status: int | None = None, sym
                    retry_after: float | None = None) -> ExchangeError:
     """The ``harness.core.errors`` class a Binance error belongs to (see the module docstring)."""
     text = f"{code}: {msg}" if code is not None else msg
-    if code in AMBIGUOUS_CODES or (status == 503 and msg == UNKNOWN_ERROR):
+    if code in _AMBIGUOUS_HERE or (status == 503 and msg == UNKNOWN_ERROR):
         return AmbiguousExchangeError(text, code=code, status=status, symbol=symbol)
-    if code not in RETRYABLE_CODES and (
-            code in TERMINAL_CODES or (status is not None and 400 <= status < 500 and status not in (408, 418, 429))):
+    if code not in _RETRYABLE_HERE and (
+            code in _TERMINAL_HERE or (status is not None and 400 <= status < 500 and status not in (408, 418, 429))):
         return TerminalExchangeError(text, code=code, status=status, symbol=symbol)
     return RetryableExchangeError(text, code=code, status=status, symbol=symbol, retry_after=retry_after)
 
