@@ -25,7 +25,7 @@ import pytest
 
 from harness.checklist import CHECKLIST_LABEL, EPIC, item as checklist_item
 from harness.core.errors import ConfigError
-from harness.targets import TESTNET_KEY_VARS, Target, credentials, resolve_target
+from harness.exchanges.target import TESTNET_KEY_VARS, Target, credentials, resolve_target
 
 DEFAULT_SCENARIO_SYMBOLS = "BTCUSDT,ETHUSDT,BNBUSDT"
 PRODUCTION_SKIP_REASON = "target is PRODUCTION: order-placing scenarios never run against production (non-disruptive checks only)"

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from harness.pytest_plugin import PRODUCTION_SKIP_REASON, RunTarget
-from harness.targets import TESTNET_KEY_VARS
 from harness.testkit import BotProcess, ExchangeAccount
 
 
@@ -36,7 +35,8 @@ class Exchange:
         return self.sim is not None
 
     def bot_env(self) -> dict[str, str]:
-        return {TESTNET_KEY_VARS[0]: self.api_key, TESTNET_KEY_VARS[1]: self.api_secret}
+        key_var, secret_var = self.account.target.key_vars  # the variables the bot reads for this target
+        return {key_var: self.api_key, secret_var: self.api_secret}
 
     def bot(self, log_dir: Path, symbols: list[str], *, env: dict[str, str] | None = None,
             args: list[str] | None = None) -> BotProcess:
@@ -60,11 +60,10 @@ def exchange(run_target: RunTarget) -> Iterator[Exchange]:
         return
     assert run_target.target is not None
     if not (run_target.api_key and run_target.api_secret):
-        pytest.fail(f"{run_target.describe()} needs {TESTNET_KEY_VARS[0]} and {TESTNET_KEY_VARS[1]}")
-    base_url = run_target.target.base_url
-    account = ExchangeAccount(run_target.api_key, run_target.api_secret, base_url=base_url, testnet=base_url is None)
+        pytest.fail(f"{run_target.describe()} needs {' and '.join(run_target.target.key_vars)}")
+    account = ExchangeAccount(run_target.api_key, run_target.api_secret, target=run_target.target)
     yield from _with_cleanup(
-        Exchange(base_url, True, run_target.api_key, run_target.api_secret, account), run_target
+        Exchange(run_target.target.root_url, True, run_target.api_key, run_target.api_secret, account), run_target
     )
 
 

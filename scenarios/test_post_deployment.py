@@ -118,9 +118,7 @@ def _target_kwargs(request: pytest.FixtureRequest, run_target: RunTarget, monkey
         monkeypatch.setenv("BINANCE_TESTNET_API_SECRET", exchange.api_secret)
         return {"environment": run_target.environment, "exchange_url": exchange.base_url}
     assert run_target.target is not None
-    base_url = run_target.target.base_url
-    return {"environment": run_target.environment, "exchange_url": base_url,
-            "testnet": run_target.target.kind == "testnet" and base_url is None}
+    return {"environment": run_target.environment, "exchange_url": run_target.target.root_url}
 
 
 @pytest.fixture

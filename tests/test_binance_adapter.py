@@ -27,17 +27,14 @@ from harness.core.errors import (
 from harness.core.ports import OrderExecutionManager, describe_order_manager
 from harness.exchanges.binance import (
     CLIENT_ORDER_ID_PATTERN,
-    PRODUCTION_FUTURES_URL,
-    TESTNET_FUTURES_URL,
     BinanceFuturesOrderManager,
     InvalidArgumentError,
     SymbolRules,
-    TargetKind,
     make_client_order_id,
     parse_exchange_info,
     plan_market_orders,
-    resolve_target,
 )
+from harness.exchanges.target import TargetKind, resolve_target, target_for_url
 
 BASE = "http://127.0.0.1:18080"
 FAPI = BASE + "/fapi/v1"
@@ -85,39 +82,51 @@ def _paths(mock: responses.RequestsMock) -> list[str]:
 
 
 class TestTargets:
-    def test_base_url_is_an_exchange_root_and_the_adapter_adds_fapi(self) -> None:
-        target = resolve_target(base_url="http://127.0.0.1:8080/")
-        assert (target.kind, target.futures_url) == (TargetKind.CUSTOM, "http://127.0.0.1:8080/fapi")
+    """The adapter takes a ``harness.exchanges.target.Target`` as is (resolution: tests/test_target.py)."""
 
-    def test_testnet_defaults_to_python_binance_futures_testnet_url(self) -> None:
-        target = resolve_target(testnet=True)
-        assert (target.kind, target.futures_url) == (TargetKind.TESTNET, TESTNET_FUTURES_URL)
+    def test_base_url_is_shorthand_for_the_target_at_that_url(self) -> None:
+        om = BinanceFuturesOrderManager(KEY, SECRET, base_url="http://127.0.0.1:8080/fapi/")
+        assert om.target == target_for_url("http://127.0.0.1:8080")
+        assert (om.target.kind, om.target.futures_url) == (TargetKind.CUSTOM, "http://127.0.0.1:8080/fapi")
 
-    def test_testnet_url_is_a_root_too(self) -> None:
-        target = resolve_target(testnet=True, testnet_url="https://demo-fapi.binance.com")
-        assert (target.kind, target.futures_url) == (TargetKind.TESTNET, "https://demo-fapi.binance.com/fapi")
+    @pytest.mark.parametrize(
+        ("environment", "flags", "kind", "futures_url"),
+        [
+            pytest.param("testnet", {}, TargetKind.TESTNET, "https://testnet.binancefuture.com/fapi", id="testnet"),
+            pytest.param("testnet", {"demo": True}, TargetKind.DEMO, "https://demo-fapi.binance.com/fapi", id="demo"),
+            pytest.param("production", {}, TargetKind.PRODUCTION, "https://fapi.binance.com/fapi", id="production"),
+        ],
+    )
+    def test_a_resolved_target_is_used_as_is(self, environment: str, flags: dict, kind: TargetKind,
+                                             futures_url: str) -> None:
+        target = resolve_target(environment, **flags)
+        om = BinanceFuturesOrderManager(KEY, SECRET, target=target)
+        assert om.target is target
+        assert (om.target.kind, om.target.futures_url) == (kind, futures_url)
+        assert om._session.futures_url == futures_url
 
-    def test_no_url_and_no_testnet_means_production(self) -> None:
-        target = resolve_target()
-        assert (target.kind, target.futures_url) == (TargetKind.PRODUCTION, PRODUCTION_FUTURES_URL)
+    def test_no_target_and_no_url_means_production(self) -> None:
+        assert BinanceFuturesOrderManager(KEY, SECRET).target.kind is TargetKind.PRODUCTION
 
     def test_a_base_url_naming_binance_production_is_classified_production(self) -> None:
-        assert resolve_target(base_url="https://fapi.binance.com").kind is TargetKind.PRODUCTION
+        om = BinanceFuturesOrderManager(KEY, SECRET, base_url="https://fapi.binance.com")
+        assert om.target.kind is TargetKind.PRODUCTION
 
     @pytest.mark.parametrize(
         ("kwargs", "field"),
         [
-            pytest.param({"base_url": "http://127.0.0.1:1", "testnet": True}, "base_url", id="base-url-and-testnet"),
+            pytest.param({"base_url": "http://127.0.0.1:1", "target": resolve_target("testnet")}, "base_url",
+                         id="base-url-and-target"),
             pytest.param({"base_url": "ftp://example.org"}, "base_url", id="not-http"),
-            pytest.param({"base_url": "http://127.0.0.1:1/fapi"}, "base_url", id="fapi-suffix"),
-            pytest.param({"testnet_url": "https://x.example"}, "testnet_url", id="testnet-url-without-testnet"),
+            pytest.param({"base_url": "http://127.0.0.1:port"}, "base_url", id="bad-port"),
+            pytest.param({"target": "https://testnet.binancefuture.com"}, "target", id="target-is-a-string"),
         ],
     )
     def test_contradictory_or_malformed_targets_raise_config_error_naming_the_field(
         self, kwargs: dict, field: str
     ) -> None:
         with pytest.raises(ConfigError) as info:
-            resolve_target(**kwargs)
+            BinanceFuturesOrderManager(KEY, SECRET, **kwargs)
         assert info.value.field == field
 
     async def test_requests_go_to_the_target_with_the_configured_recv_window(
@@ -139,7 +148,7 @@ class TestConstruction:
     def test_repr_never_contains_the_secret(self, manager: BinanceFuturesOrderManager) -> None:
         text = repr(manager) + str(manager) + repr(vars(manager))
         assert SECRET not in text
-        assert "custom http://127.0.0.1:18080/fapi" in repr(manager)
+        assert "custom (http://127.0.0.1:18080)" in repr(manager)
 
     def test_empty_secret_is_a_config_error_that_does_not_echo_the_value(self) -> None:
         with pytest.raises(ConfigError) as info:

@@ -292,7 +292,7 @@ class TestTheInvariantsCanFail:
     def test_i1_catches_an_adapter_that_opens_instead_of_closing(
         self, account: Account, tmp_path: Path, harness_logs: _Capture, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        from harness.exchanges._binance_close import MarketCloser
+        from harness.exchanges.binance.close import MarketCloser
 
         monkeypatch.setattr(MarketCloser, "_params", _opposite_side_params(MarketCloser._params))
         problems = run_schedule(Schedule(account, ()), tmp_path, harness_logs).violations(FAST_TIMEOUT_SECONDS)
@@ -302,7 +302,7 @@ class TestTheInvariantsCanFail:
         self, tmp_path: Path, harness_logs: _Capture, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """No reduceOnly, and a retry that trusts memory instead of re-reading: the close runs twice."""
-        from harness.exchanges._binance_close import MarketCloser
+        from harness.exchanges.binance.close import MarketCloser
 
         original = MarketCloser._params
 

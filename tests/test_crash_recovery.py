@@ -37,9 +37,9 @@ import pytest
 
 from chaos_strategies import book_legs, check_audit, check_fills
 from harness.core.audit import read_audit
-from harness.exchanges._binance_ids import make_client_order_id
+from harness.exchanges.binance.ids import make_client_order_id
 from harness.exchanges.sim import BinanceSimulator, FaultRule, RateLimits
-from harness.targets import TESTNET_KEY_VARS
+from harness.exchanges.target import TESTNET_KEY_VARS
 from harness.testkit import BotProcess
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]

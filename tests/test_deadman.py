@@ -26,7 +26,7 @@ from harness.core.ports import SupportsCountdown
 from harness.core.validation import ConfigValidator, Severity
 from harness.exchanges.binance import BinanceFuturesOrderManager
 from harness.exchanges.sim import BinanceSimulator
-from harness.targets import TESTNET_KEY_VARS
+from harness.exchanges.target import TESTNET_KEY_VARS
 from harness.testkit import BotProcess
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]

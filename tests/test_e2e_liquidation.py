@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.exchanges.sim import BinanceSimulator
-from harness.targets import TESTNET_KEY_VARS
+from harness.exchanges.target import TESTNET_KEY_VARS
 from harness.testkit import BotProcess, ExchangeAccount
 
 pytest_plugins = ["pytester"]

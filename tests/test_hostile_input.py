@@ -401,7 +401,7 @@ class TestMalformedExchangeReplies:
 class TestHugeNumbers:
     def test_a_size_needing_more_orders_than_a_close_may_send_is_refused_at_once(self) -> None:
         """Regression: planning 1e20 BTC in 120-BTC orders never ended (the event loop, and the deadline, hung)."""
-        from harness.exchanges._binance_rules import MAX_ORDERS_PER_CLOSE, InvalidArgumentError, SymbolRules, plan_market_orders
+        from harness.exchanges.binance.rules import MAX_ORDERS_PER_CLOSE, InvalidArgumentError, SymbolRules, plan_market_orders
 
         rules = SymbolRules("BTCUSDT", step_size=Decimal("0.001"), min_qty=Decimal("0.001"), max_qty=Decimal("120"))
         assert len(plan_market_orders(Decimal(120 * MAX_ORDERS_PER_CLOSE), rules).chunks) == MAX_ORDERS_PER_CLOSE
@@ -412,7 +412,7 @@ class TestHugeNumbers:
 
     def test_an_unreadable_position_row_is_an_error_never_flat(self) -> None:
         """Regression: a positionRisk row without positionAmt (or an empty body) was read as "no position"."""
-        from harness.exchanges._binance_rules import parse_position_rows
+        from harness.exchanges.binance.rules import parse_position_rows
 
         good = {"symbol": "BTCUSDT", "positionSide": "BOTH", "positionAmt": "0.010", "markPrice": "x"}
         assert parse_position_rows([good])[0].amount == Decimal("0.010")

@@ -18,7 +18,7 @@ from harness.core.context import current_correlation_id, current_deadline
 from harness.core.errors import RetryableExchangeError
 from harness.core.manager import LiquidationManager
 from harness.core.outcome import LiquidationState
-from harness.exchanges._binance_limiter import (
+from harness.exchanges.binance.limiter import (
     BINANCE_DEFAULT_LIMITS,
     BUCKETS_PER_WINDOW,
     Limit,
@@ -26,7 +26,8 @@ from harness.exchanges._binance_limiter import (
     limits_from_exchange_info,
     request_cost,
 )
-from harness.exchanges.binance import MAX_TRACKED_RUNS, BinanceFuturesOrderManager
+from harness.exchanges.binance import BinanceFuturesOrderManager
+from harness.exchanges.binance.manager import MAX_TRACKED_RUNS
 from harness.exchanges.sim import BinanceSimulator, RateLimits
 
 

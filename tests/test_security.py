@@ -3,9 +3,9 @@
 * A production target skips every order-placing scenario (the plugin's ``places_orders`` rule and
   the ``exchange`` fixture), so a verification run never trades on Binance production.
 * Keys and environment on the wrong side of the production/testnet line are refused at start-up
-  (``harness.targets.refuse_crossed_credentials``): testnet keys for a production URL, production
-  keys for testnet or an unknown host, TRADING_ENV contradicting the target, one key in both
-  variables. The bot exits 2 naming the variables; no request is sent.
+  (``harness.exchanges.target.refuse_crossed_credentials``): testnet or demo keys for a production
+  URL, production keys for testnet, demo or an unknown host, demo keys for testnet, TRADING_ENV
+  contradicting the target, one key in both variables. The bot exits 2 naming the variables; no request is sent.
 * The bot's log directory is created 0700 and everything in it 0600 (trading.log, audit.jsonl,
   liquidation-result.json, bot.ready).
 * I6: ``liquidation-harness verify`` (a checklist scenario against the embedded exchange, bots as
@@ -32,7 +32,14 @@ from harness.bot import REDACTOR, TradingBot, configure_logging, make_bot_comman
 from harness.core.audit import AuditLogger
 from harness.core.errors import ConfigError
 from harness.exchanges.sim import BinanceSimulator
-from harness.targets import PRODUCTION_KEY_VARS, TESTNET_KEY_VARS, Target, refuse_crossed_credentials
+from harness.exchanges.target import (
+    DEMO_KEY_VARS,
+    PRODUCTION_KEY_VARS,
+    TESTNET_KEY_VARS,
+    Target,
+    refuse_crossed_credentials,
+    resolve_target,
+)
 from harness.testkit import BotProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,9 +64,10 @@ class TestProductionRefusesOrderPlacingScenarios:
 
 
 class TestCrossedCredentials:
-    PRODUCTION = Target("production", None)
-    TESTNET = Target("testnet", None)
-    CUSTOM = Target("custom", "http://127.0.0.1:9")
+    PRODUCTION = resolve_target("production")
+    TESTNET = resolve_target("testnet")
+    DEMO = resolve_target("testnet", demo=True)
+    CUSTOM = resolve_target("testnet", "http://127.0.0.1:9")
 
     @pytest.mark.parametrize(("target", "environment", "environ", "field"), [
         pytest.param(PRODUCTION, "production", {TESTNET_KEY_VARS[0]: KEY_A, TESTNET_KEY_VARS[1]: SECRET_A},
@@ -72,6 +80,18 @@ class TestCrossedCredentials:
         pytest.param(TESTNET, "production", {}, "exchange_url", id="production-environment-testnet-target"),
         pytest.param(CUSTOM, "testnet", {PRODUCTION_KEY_VARS[0]: KEY_A, TESTNET_KEY_VARS[0]: KEY_A,
                                          TESTNET_KEY_VARS[1]: SECRET_A}, TESTNET_KEY_VARS[0], id="one-key-in-both"),
+        pytest.param(PRODUCTION, "production", {DEMO_KEY_VARS[0]: KEY_A, DEMO_KEY_VARS[1]: SECRET_A},
+                     PRODUCTION_KEY_VARS[0], id="demo-keys-for-production"),
+        pytest.param(DEMO, "testnet", {PRODUCTION_KEY_VARS[0]: KEY_A, PRODUCTION_KEY_VARS[1]: SECRET_A},
+                     DEMO_KEY_VARS[0], id="production-keys-for-demo"),
+        pytest.param(DEMO, "testnet", {TESTNET_KEY_VARS[0]: KEY_A, TESTNET_KEY_VARS[1]: SECRET_A},
+                     DEMO_KEY_VARS[0], id="testnet-keys-for-demo"),
+        pytest.param(CUSTOM, "testnet", {DEMO_KEY_VARS[0]: KEY_A, DEMO_KEY_VARS[1]: SECRET_A},
+                     TESTNET_KEY_VARS[0], id="demo-keys-for-an-unknown-host"),
+        pytest.param(DEMO, "production", {DEMO_KEY_VARS[0]: KEY_A, DEMO_KEY_VARS[1]: SECRET_A},
+                     "exchange_url", id="production-environment-demo-target"),
+        pytest.param(DEMO, "testnet", {PRODUCTION_KEY_VARS[0]: KEY_A, DEMO_KEY_VARS[0]: KEY_A,
+                                       DEMO_KEY_VARS[1]: SECRET_A}, DEMO_KEY_VARS[0], id="one-key-production-and-demo"),
     ])
     def test_crossed_keys_or_environment_are_refused(self, target: Target, environment: str, environ: dict[str, str],
                                                      field: str) -> None:
@@ -86,6 +106,11 @@ class TestCrossedCredentials:
                      id="production-with-both-kinds-set"),
         pytest.param(CUSTOM, "testnet", {TESTNET_KEY_VARS[0]: KEY_B, TESTNET_KEY_VARS[1]: SECRET_B}, id="embedded"),
         pytest.param(PRODUCTION, "production", {}, id="no-keys-at-all-smoke-test"),
+        pytest.param(DEMO, "testnet", {DEMO_KEY_VARS[0]: KEY_B, DEMO_KEY_VARS[1]: SECRET_B,
+                                       TESTNET_KEY_VARS[0]: KEY_A, TESTNET_KEY_VARS[1]: SECRET_A}, id="demo-own-keys"),
+        pytest.param(PRODUCTION, "production", {PRODUCTION_KEY_VARS[0]: KEY_A, PRODUCTION_KEY_VARS[1]: SECRET_A,
+                                                DEMO_KEY_VARS[0]: KEY_B, DEMO_KEY_VARS[1]: SECRET_B},
+                     id="production-with-demo-keys-also-set"),
     ])
     def test_matching_keys_are_accepted(self, target: Target, environment: str, environ: dict[str, str]) -> None:
         refuse_crossed_credentials(target, environment, environ)
@@ -99,12 +124,16 @@ class TestCrossedCredentials:
                      {TESTNET_KEY_VARS[0]: KEY_A, TESTNET_KEY_VARS[1]: SECRET_A}, id="testnet-flag-production-env"),
         pytest.param(["--exchange-url", PRODUCTION_URL, "--env", "testnet"],
                      {PRODUCTION_KEY_VARS[0]: KEY_A, PRODUCTION_KEY_VARS[1]: SECRET_A}, id="production-url-testnet-env"),
+        pytest.param(["--exchange-url", "https://demo-fapi.binance.com/fapi", "--env", "testnet"],
+                     {PRODUCTION_KEY_VARS[0]: KEY_A, PRODUCTION_KEY_VARS[1]: SECRET_A}, id="production-keys-demo-url"),
+        pytest.param(["--exchange-url", PRODUCTION_URL, "--env", "production"],
+                     {DEMO_KEY_VARS[0]: KEY_A, DEMO_KEY_VARS[1]: SECRET_A}, id="demo-keys-production-url"),
     ])
     def test_the_bot_refuses_to_start_with_exit_two(self, args: list[str], env: dict[str, str], tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch, restore_root_logging: None) -> None:
         started: list[TradingBot] = []
         command = make_bot_command(run=lambda bot: started.append(bot) or 0)
-        for name in PRODUCTION_KEY_VARS + TESTNET_KEY_VARS:
+        for name in PRODUCTION_KEY_VARS + TESTNET_KEY_VARS + DEMO_KEY_VARS:
             monkeypatch.delenv(name, raising=False)
         result = CliRunner().invoke(command, ["--log-dir", str(tmp_path / "logs"), *args], env=env)
         assert (result.exit_code, started) == (2, []), result.output

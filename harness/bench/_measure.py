@@ -17,8 +17,8 @@ from harness.bench._exchange import ExchangeHost
 from harness.core.audit import AuditLogger
 from harness.core.config import LiquidationConfig
 from harness.core.manager import LiquidationManager
-from harness.exchanges._binance_rules import parse_exchange_info, plan_market_orders
-from harness.exchanges._binance_session import _build_sync_client
+from harness.exchanges.binance.rules import parse_exchange_info, plan_market_orders
+from harness.exchanges.binance.session import _build_sync_client
 from harness.exchanges.binance import BinanceFuturesOrderManager
 
 if TYPE_CHECKING:

@@ -51,7 +51,7 @@ from harness.core.errors import ConfigError, TerminalExchangeError
 from harness.core.manager import LiquidationManager
 from harness.core.outcome import LiquidationResult, LiquidationState
 from harness.core.ports import OrderExecutionManager, SupportsCountdown, SupportsLifecycle, capabilities_of
-from harness.targets import Target, credentials, refuse_crossed_credentials, resolve_target
+from harness.exchanges.target import Target, credentials, refuse_crossed_credentials, resolve_target
 
 if TYPE_CHECKING:
     from harness.bot.metrics_server import MetricsServer
@@ -216,9 +216,7 @@ class TradingBot:
         REDACTOR.add(secret)
         from harness.exchanges.binance import BinanceFuturesOrderManager
 
-        return BinanceFuturesOrderManager(
-            key, secret, base_url=target.base_url, testnet=target.kind == "testnet" and target.base_url is None
-        )
+        return BinanceFuturesOrderManager(key, secret, target=target)
 
     # -- running ----------------------------------------------------------------------------
     async def liquidate(self, reason: str) -> LiquidationResult:

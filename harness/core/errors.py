@@ -1,16 +1,27 @@
 """Exceptions raised by the harness.
 
-The tree::
+Every exception the harness raises on purpose, and where it lives::
 
-    HarnessError
-    ├── ConfigError                 bad configuration: names the field, the value and what is allowed
-    └── ExchangeError               an order-manager call failed
-        ├── RetryableExchangeError  certain failure, safe to retry (5xx, -1021, 429 with retry_after)
-        ├── AmbiguousExchangeError  the order MAY have executed: re-read state before sending again
-        └── TerminalExchangeError   retrying cannot help (invalid symbol, bad key, locked symbol)
+    HarnessError                          (here)
+    ├── ConfigError(ValueError)           bad configuration: names the field, the value and what is allowed
+    ├── ExchangeError                     an order-manager call failed (``code``: Binance's error code)
+    │   ├── RetryableExchangeError        certain failure, safe to retry (5xx, -1021, 429 with retry_after)
+    │   ├── AmbiguousExchangeError        the order MAY have executed: re-read state before sending again
+    │   └── TerminalExchangeError         retrying cannot help (invalid symbol, bad key, locked symbol)
+    │       └── InvalidArgumentError(ValueError)
+    │                                     an argument of an order-manager call is invalid (never sent)
+    ├── AuditLogError(OSError)            harness.core.audit: the audit trail cannot be written
+    ├── AuditFileError                    harness.report.audit_reader: an audit file cannot be read
+    └── ResultsError                      harness.report.results: allure results cannot be read
+
+Not ``HarnessError`` on purpose (internal signals that never leave their module):
+``harness.core.manager.IncompleteClose`` (a short close, retried by the engine itself) and the
+simulator's ``SimBookError`` / ``RateLimitExceeded`` (turned into HTTP replies or
+``ExchangeError`` by the simulator's faces).
 
 The engine retries everything except ``TerminalExchangeError``; before retrying a close it re-reads
-the position, so an ambiguous failure never closes the same exposure twice.
+the position, so an ambiguous failure never closes the same exposure twice. The codes behind each
+class: ``harness.exchanges.codes``.
 """
 
 from __future__ import annotations
@@ -80,6 +91,14 @@ class TerminalExchangeError(ExchangeError):
     @property
     def terminal(self) -> bool:
         return True
+
+
+class InvalidArgumentError(TerminalExchangeError, ValueError):
+    """An argument of an order-manager call is invalid (wrong type, not a number, bad symbol...).
+
+    Raised before anything is sent; terminal (the same arguments fail again). Also a ``ValueError``
+    so callers that validate input with ``except ValueError`` keep working.
+    """
 
 
 def is_terminal(exc: BaseException) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 from binance.client import Client
 
 from harness.core.errors import ConfigError
-from harness.targets import classify_url
+from harness.exchanges.target import Target, target_for_url
 
 #: notional of a test position, as a multiple of the symbol's MIN_NOTIONAL
 NOTIONAL_MARGIN = Decimal("1.5")
@@ -31,19 +31,19 @@ class SymbolFilters:
 
 
 class ExchangeAccount:
-    """A python-binance ``Client`` pointed at ``base_url`` (exchange root) or at futures testnet."""
+    """A python-binance ``Client`` pointed at ``target`` (or ``base_url``, an exchange root: shorthand
+    for ``target_for_url(base_url)``); never production."""
 
-    def __init__(self, api_key: str, api_secret: str, *, base_url: str | None = None, testnet: bool = False,
+    def __init__(self, api_key: str, api_secret: str, *, target: Target | None = None, base_url: str | None = None,
                  timeout: float = 10.0) -> None:
-        if base_url and classify_url(base_url) == "production":
-            raise ConfigError("base_url", base_url, "scenarios never place orders on Binance production")
-        if not base_url and not testnet:
-            raise ConfigError("base_url", None, "give the embedded exchange's URL or testnet=True")
+        if (target is None) == (base_url is None):
+            raise ConfigError("base_url", base_url, "give either the embedded exchange's URL or a target, not both or neither")
+        target = target if target is not None else target_for_url(base_url, field="base_url")
+        if target.is_production:
+            raise ConfigError("base_url", target.root_url, "scenarios never place orders on Binance production")
+        self.target = target
         self.client = Client(api_key, api_secret, ping=False, requests_params={"timeout": timeout})
-        if base_url:
-            self.client.FUTURES_URL = base_url.rstrip("/") + "/fapi"
-        else:
-            self.client.FUTURES_URL = self.client.FUTURES_TESTNET_URL
+        self.client.FUTURES_URL = target.futures_url
         self._filters: dict[str, SymbolFilters] = {}
 
     def close(self) -> None:

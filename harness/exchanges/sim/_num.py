@@ -30,6 +30,8 @@ def to_decimal(value: object, field: str) -> Decimal:
 
 def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
     """``value`` rounded DOWN (towards zero) to a multiple of ``step``, with the step's exponent."""
+    # Deliberately separate from the adapter's ``harness.exchanges.binance.rules.round_down``: the
+    # simulator checks what the adapter sends, so a rounding bug shared by both would hide itself.
     if step <= 0:
         raise ValueError(f"step={step!r}: must be > 0")
     units = (value / step).to_integral_value(rounding=ROUND_DOWN)

@@ -6,9 +6,11 @@ rounding, MARKET_LOT_SIZE splitting, hedge mode). A ``FaultPlan`` makes it slow,
 ambiguous or locked per symbol; failures are raised as ``harness.core.errors`` classes:
 
 * ``TerminalExchangeError``: locked symbol, invalid symbol, bad key/signature, filter violations;
-* ``AmbiguousExchangeError``: 503 "Unknown error...", -1006, -1007 (the order may have executed);
+* ``AmbiguousExchangeError``: 503 "Unknown error...", -1006, -1007, -4116 (the order may have executed);
 * ``RetryableExchangeError``: everything else (5xx, -1021, -1008, 429/418 with ``retry_after``,
-  -2022, whose right reaction is "re-read the position, then resubmit").
+  -2022 and -4061, whose right reaction is "re-read, then resubmit").
+
+The codes' classes come from ``harness.exchanges.codes`` (see ``RETRYABLE_HERE_TERMINAL_THERE``).
 
 ``calls`` records every call (method, symbol, arguments) as it starts, so a test can prove that no
 close request was made.
@@ -40,6 +42,7 @@ from harness.core.errors import (
     RetryableExchangeError,
     TerminalExchangeError,
 )
+from harness.exchanges.codes import POSITION_SIDE_MISMATCH, REDUCE_ONLY_REJECTED, CodeClass, codes_in
 
 from ._endpoints import BY_ROUTE, memory_names
 from ._models import SimBookError
@@ -47,15 +50,17 @@ from ._num import ZERO, floor_to_step
 from .book import SimBook
 from .faults import UNKNOWN_ERROR, FaultDecision, FaultPlan, FaultRule
 
-#: codes after which retrying the same request cannot help
-TERMINAL_CODES = frozenset({
-    -1022, -2014, -2015, -1121, -1122, -2019, -1100, -1102, -1106, -1111, -1116, -1117, -1130,
-    -4003, -4004, -4005, -4014, -4120, -4164,
-})
+#: Where this face deliberately differs from the table (harness.exchanges.codes): -2022 (ReduceOnly
+#: rejected) and -4061 (position side mismatch) are RETRYABLE here, terminal there. The adapter's
+#: closer re-reads and resubmits once itself; this face has no closer, so it leaves that reaction to
+#: the engine's retry, which re-reads the position before sending again.
+RETRYABLE_HERE_TERMINAL_THERE = frozenset({REDUCE_ONLY_REJECTED, POSITION_SIDE_MISMATCH})
+#: codes after which retrying the same request cannot help (a missing order included)
+_TERMINAL_HERE = (codes_in(CodeClass.TERMINAL) | codes_in(CodeClass.NOT_FOUND)) - RETRYABLE_HERE_TERMINAL_THERE
 #: codes that leave the order's execution status unknown
-AMBIGUOUS_CODES = frozenset({-1006, -1007})
+_AMBIGUOUS_HERE = codes_in(CodeClass.AMBIGUOUS)
 #: codes worth retrying (after a resync / re-read), whatever their HTTP status
-RETRYABLE_CODES = frozenset({-1001, -1003, -1008, -1015, -1021, -2022, -4061, -4116})
+_RETRYABLE_HERE = codes_in(CodeClass.RETRYABLE) | RETRYABLE_HERE_TERMINAL_THERE
 _CLIENT_ID_UNSAFE = re.compile(r"[^.A-Za-z0-9:/_-]")
 _HEDGE_SIDE_FOR = {"SELL": "LONG", "BUY": "SHORT"}
 
@@ -64,10 +69,10 @@ def exchange_error(code: int | None, msg: str, *, status: int | None = None, sym
                    retry_after: float | None = None) -> ExchangeError:
     """The ``harness.core.errors`` class a Binance error belongs to (see the module docstring)."""
     text = f"{code}: {msg}" if code is not None else msg
-    if code in AMBIGUOUS_CODES or (status == 503 and msg == UNKNOWN_ERROR):
+    if code in _AMBIGUOUS_HERE or (status == 503 and msg == UNKNOWN_ERROR):
         return AmbiguousExchangeError(text, code=code, status=status, symbol=symbol)
-    if code not in RETRYABLE_CODES and (
-            code in TERMINAL_CODES or (status is not None and 400 <= status < 500 and status not in (408, 418, 429))):
+    if code not in _RETRYABLE_HERE and (
+            code in _TERMINAL_HERE or (status is not None and 400 <= status < 500 and status not in (408, 418, 429))):
         return TerminalExchangeError(text, code=code, status=status, symbol=symbol)
     return RetryableExchangeError(text, code=code, status=status, symbol=symbol, retry_after=retry_after)
 

@@ -30,21 +30,18 @@ from harness.core.errors import (
     RetryableExchangeError,
     TerminalExchangeError,
 )
+from harness.exchanges.codes import DUPLICATE_CLIENT_ORDER_ID, CodeClass, codes_in
 
-#: the order may have executed (only for non-idempotent requests)
-AMBIGUOUS_CODES = frozenset({-1006, -1007})
+# The adapter uses harness.exchanges.codes as is (no deliberate differences): -2022 and -4061 map
+# to TerminalExchangeError, and MarketCloser (close.py) reacts to them itself before that surfaces.
+#: the order may have executed (only for non-idempotent requests; retryable for reads and cancels)
+AMBIGUOUS_CODES = codes_in(CodeClass.AMBIGUOUS)
 #: certain failures that may succeed later
-RETRYABLE_CODES = frozenset({-1001, -1003, -1008, -1015, -1021})
+RETRYABLE_CODES = codes_in(CodeClass.RETRYABLE)
 #: retrying cannot help: bad symbol, margin, auth/permissions, position mode, malformed request
-TERMINAL_CODES = frozenset(
-    {-1013, -1022, -1100, -1102, -1111, -1121, -2010, -2014, -2015, -2019, -2022, -4003, -4061, -4164}
-)
+TERMINAL_CODES = codes_in(CodeClass.TERMINAL)
 #: "there is no such order": on a cancel this means nothing to cancel, on a query "never placed"
-NOT_FOUND_CODES = frozenset({-2011, -2013})
-DUPLICATE_CLIENT_ORDER_ID = -4116
-CLOCK_SKEW = -1021
-REDUCE_ONLY_REJECTED = -2022
-POSITION_SIDE_MISMATCH = -4061
+NOT_FOUND_CODES = codes_in(CodeClass.NOT_FOUND)
 RATE_LIMIT_STATUSES = frozenset({418, 429})
 #: Retry-After assumed when a 429/418 carries none (418 bans last at least 2 minutes)
 DEFAULT_RETRY_AFTER = {429: 1.0, 418: 120.0}
@@ -135,10 +132,10 @@ def to_exchange_error(
             return RetryableExchangeError(message, retry_after=retry_after_seconds(exc), **kwargs)
         if not idempotent and may_have_executed(exc):
             return AmbiguousExchangeError(message + " (execution status unknown)", **kwargs)
+        if code == DUPLICATE_CLIENT_ORDER_ID:  # the order exists: ambiguous even when may_have_executed says no
+            return AmbiguousExchangeError(message, **kwargs)
         if code in RETRYABLE_CODES or code in AMBIGUOUS_CODES or status >= 500:
             return RetryableExchangeError(message, **kwargs)
-        if code == DUPLICATE_CLIENT_ORDER_ID:
-            return AmbiguousExchangeError(message, **kwargs)
         if code in TERMINAL_CODES or code in NOT_FOUND_CODES or 400 <= status < 500:
             return TerminalExchangeError(message, **kwargs)
         return RetryableExchangeError(message, **kwargs)

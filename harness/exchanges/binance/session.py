@@ -7,9 +7,9 @@
 * on -1021 (timestamp outside recvWindow) re-read ``GET /fapi/v1/time`` and retry once;
 * on 429/418 wait ``Retry-After`` once when that fits the time left (30 s outside a run), else raise
   ``RetryableExchangeError(retry_after=...)``;
-* map every failure to ``harness.core.errors`` (see ``_binance_errors``), never leaking a secret;
+* map every failure to ``harness.core.errors`` (see ``harness.exchanges.binance.errors``), never leaking a secret;
 * before sending: take one of ``max_in_flight`` slots, then the rate limiter's grant (see
-  ``_binance_limiter``: the request queues until it fits Binance's weight and order limits; when that
+  ``harness.exchanges.binance.limiter``: the request queues until it fits Binance's weight and order limits; when that
   wait would outlast the run's deadline it is not sent and ``RetryableExchangeError`` is raised);
 * after: every response's ``X-MBX-*`` usage headers go to the limiter (both clients are thin
   subclasses of python-binance's that show each response to the limiter before parsing it).
@@ -39,16 +39,16 @@ from requests.adapters import HTTPAdapter
 
 from harness.core.context import remaining_time
 from harness.core.errors import RetryableExchangeError
-from harness.exchanges._binance_errors import (
-    CLOCK_SKEW,
+from harness.exchanges.binance.errors import (
     RATE_LIMIT_STATUSES,
     is_transport_error,
     retry_after_seconds,
     to_exchange_error,
 )
-from harness.exchanges._binance_limiter import RequestLimiter, request_cost
+from harness.exchanges.binance.limiter import RequestLimiter, request_cost
+from harness.exchanges.codes import CLOCK_SKEW
 
-log = logging.getLogger("harness.exchanges.binance")
+log = logging.getLogger(__name__)
 
 #: below this many seconds left, a request is not worth sending
 MIN_REQUEST_SECONDS = 0.01

@@ -12,15 +12,12 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
+from harness.core.errors import InvalidArgumentError
+
+__all__ = ["InvalidArgumentError"]  # re-exported: it used to live here (now harness.core.errors)
 
 #: the most MARKET orders one close may be split into; a size needing more is not a real position
 MAX_ORDERS_PER_CLOSE = 1000
-
-
-class InvalidArgumentError(ValueError):
-    """An argument of an order-manager call is invalid; ``terminal``: the engine does not retry it."""
-
-    terminal = True
 
 
 @dataclass(frozen=True)
@@ -86,6 +83,8 @@ def to_decimal(value: Any, *, name: str) -> Decimal:
 
 def round_down(quantity: Decimal, step: Decimal) -> Decimal:
     """The largest multiple of ``step`` that is <= ``quantity`` (for quantity >= 0)."""
+    # Deliberately separate from the simulator's ``harness.exchanges.sim._num.floor_to_step``: the
+    # simulator checks what this adapter sends, so a rounding bug shared by both would hide itself.
     if step <= 0:
         raise ValueError(f"step={step}: must be > 0")
     steps = (quantity / step).to_integral_value(rounding=ROUND_DOWN)

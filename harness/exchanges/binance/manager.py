@@ -2,20 +2,21 @@
 
 ::
 
-    async with BinanceFuturesOrderManager(key, secret, base_url="http://127.0.0.1:8080") as om:
+    async with BinanceFuturesOrderManager(key, secret, target=resolve_target("testnet")) as om:
         positions = await om.get_all_positions([])          # AsyncClient
         cancelled = om.cancel_all_orders("BTCUSDT")          # sync Client (the engine runs it in a thread)
         result = await om.execute_market_close("BTCUSDT", "SELL", Decimal("0.010"))
 
-Targets: ``base_url`` is an exchange root (``http://127.0.0.1:PORT``) and ``/fapi`` is added;
-``testnet=True`` uses ``testnet_url`` (a root as well) or python-binance's ``FUTURES_TESTNET_URL``;
-neither means production. ``target.kind`` says which (by host, so a ``base_url`` that names Binance's
-production host is production) for the harness's safety checks.
+Targets: ``target`` is a ``harness.exchanges.target.Target`` (resolved once by the caller, e.g.
+``resolve_target``) and is used as is: python-binance's ``FUTURES_URL`` is ``target.futures_url``.
+``base_url="http://127.0.0.1:PORT"`` is shorthand for ``target=target_for_url(base_url)`` (an
+exchange root; a trailing ``/fapi`` is stripped, the kind follows the host); neither means
+production. ``self.target.kind`` says which for the harness's safety checks.
 
 Requests: clock offset from ``GET /fapi/v1/time`` (resynced on -1021), ``recvWindow`` from
 ``recv_window_ms``, each request bounded by ``min(request_timeout, remaining_time())``, exchangeInfo
-read once. How closes avoid double execution: see ``_binance_close``; error mapping: see
-``_binance_errors``.
+read once. How closes avoid double execution: see ``harness.exchanges.binance.close``; error mapping: see
+``harness.exchanges.binance.errors``.
 
 ``cancel_all_orders`` counts the symbol's open regular and algo orders (``GET openOrders`` and
 ``GET openAlgoOrders``), then always sends both ``DELETE allOpenOrders`` and
@@ -30,13 +31,13 @@ Speed (a liquidation should cost about three round trips at any account size):
   (``GET openOrders`` and ``GET openAlgoOrders`` without a symbol, 40 weight each) shared by every
   symbol, so a 200-symbol cancel costs 2 GETs instead of 400; if that snapshot fails, each symbol
   counts its own orders. The count is what was open when the run began.
-* every request passes the session's rate limiter (``_binance_limiter``), configured from
+* every request passes the session's rate limiter (``harness.exchanges.binance.limiter``), configured from
   exchangeInfo's ``rateLimits`` as soon as exchangeInfo is read; ``max_in_flight`` bounds
   concurrency and sizes both clients' connection pools; ``request_stats()`` reports the numbers.
 * ``warm_up()`` reads the clock offset, exchangeInfo and the position mode ahead of time (a bot
   calls it at start-up), so a liquidation spends no round trip on anything that can be cached.
 * ``batch_orders=True`` (off by default) sends closes of different symbols placed at the same
-  moment together as ``POST /fapi/v1/batchOrders`` (see ``_binance_close.OrderBatcher`` for what
+  moment together as ``POST /fapi/v1/batchOrders`` (see ``close.OrderBatcher`` for what
   that trades away: batch-mates share timeouts and ambiguity).
 """
 
@@ -51,54 +52,33 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal
-from enum import Enum
 from typing import Any
-from urllib.parse import urlsplit
-
-from binance.client import BaseClient
 
 from harness.core.context import current_correlation_id
-from harness.exchanges.hosts import host_kind
-from harness.core.errors import ConfigError, ExchangeError, RetryableExchangeError, TerminalExchangeError
-from harness.exchanges._binance_close import MarketCloser, OrderBatcher
-from harness.exchanges._binance_errors import NOT_FOUND_CODES
-from harness.exchanges._binance_ids import CLIENT_ORDER_ID_PATTERN, make_client_order_id
-from harness.exchanges._binance_rules import (
-    ExchangeRules,
+from harness.core.errors import (
+    ConfigError,
+    ExchangeError,
     InvalidArgumentError,
-    OrderPlan,
+    RetryableExchangeError,
+    TerminalExchangeError,
+)
+from harness.exchanges.binance.close import MarketCloser, OrderBatcher
+from harness.exchanges.binance.errors import NOT_FOUND_CODES
+from harness.exchanges.binance.ids import make_client_order_id
+from harness.exchanges.binance.rules import (
+    ExchangeRules,
     SymbolRules,
     parse_exchange_info,
     parse_position_rows,
-    plan_market_orders,
     to_decimal,
 )
-from harness.exchanges._binance_session import DEFAULT_MAX_IN_FLIGHT, BinanceSession
+from harness.exchanges.binance.session import DEFAULT_MAX_IN_FLIGHT, BinanceSession
+from harness.exchanges.target import PRODUCTION_ROOT_URL, Target, TargetKind, target_for_url
 
-__all__ = [
-    "BinanceFuturesOrderManager",
-    "CLIENT_ORDER_ID_PATTERN",
-    "ExchangeRules",
-    "ExchangeTarget",
-    "InvalidArgumentError",
-    "OrderPlan",
-    "PRODUCTION_FUTURES_URL",
-    "SymbolRules",
-    "TESTNET_FUTURES_URL",
-    "TargetKind",
-    "classify_url",
-    "make_client_order_id",
-    "parse_exchange_info",
-    "plan_market_orders",
-    "resolve_target",
-]
 
-log = logging.getLogger("harness.exchanges.binance")
+log = logging.getLogger(__name__)
 
-PRODUCTION_FUTURES_URL = BaseClient.FUTURES_URL.format("com")
-TESTNET_FUTURES_URL = BaseClient.FUTURES_TESTNET_URL
 _SYMBOL = re.compile(r"^[A-Z0-9_]{1,40}$")
 _ZERO = Decimal("0")
 #: runs whose client-order-id sequences are kept (a run's retries need its own; older runs are done)
@@ -106,51 +86,17 @@ MAX_TRACKED_RUNS = 8
 _CANCEL_METHODS = ("futures_cancel_all_open_orders", "futures_cancel_all_algo_open_orders")
 
 
-class TargetKind(str, Enum):
-    PRODUCTION = "production"
-    TESTNET = "testnet"
-    CUSTOM = "custom"
-
-
-@dataclass(frozen=True)
-class ExchangeTarget:
-    kind: TargetKind
-    futures_url: str  # what python-binance's FUTURES_URL is set to (ends in /fapi)
-
-    def __str__(self) -> str:
-        return f"{self.kind.value} {self.futures_url}"
-
-
-def classify_url(url: str) -> TargetKind:
-    """PRODUCTION for a Binance host, TESTNET for a known testnet host, else CUSTOM (harness.exchanges.hosts)."""
-    return TargetKind(host_kind(url))
-
-
-def _root_url(name: str, value: Any) -> str:
-    if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
-        raise ConfigError(name, value, "an http(s) URL of the exchange root, e.g. http://127.0.0.1:8080")
-    root = value.rstrip("/")
-    if root.endswith("/fapi"):
-        raise ConfigError(name, value, "the exchange root without /fapi (the adapter adds /fapi)")
-    return root
-
-
-def resolve_target(*, base_url: str | None = None, testnet: bool = False, testnet_url: str | None = None) -> ExchangeTarget:
-    """Where the adapter sends requests (see the module docstring)."""
-    if not isinstance(testnet, bool):
-        raise ConfigError("testnet", testnet, "True or False")
-    if base_url is not None and (testnet or testnet_url is not None):
-        raise ConfigError("base_url", base_url, "either base_url or testnet/testnet_url, not both")
-    if testnet_url is not None and not testnet:
-        raise ConfigError("testnet_url", testnet_url, "only with testnet=True")
+def _adapter_target(target: Any, base_url: Any) -> Target:
+    """``target`` as given, or the target at ``base_url``, or Binance production."""
+    if target is not None and base_url is not None:
+        raise ConfigError("base_url", base_url, "either target or base_url, not both")
+    if target is not None:
+        if not isinstance(target, Target):
+            raise ConfigError("target", type(target).__name__, "a harness.exchanges.target.Target (see resolve_target)")
+        return target
     if base_url is not None:
-        url = _root_url("base_url", base_url) + "/fapi"
-        return ExchangeTarget(classify_url(url), url)
-    if testnet:
-        url = _root_url("testnet_url", testnet_url) + "/fapi" if testnet_url is not None else TESTNET_FUTURES_URL
-        kind = TargetKind.PRODUCTION if classify_url(url) is TargetKind.PRODUCTION else TargetKind.TESTNET
-        return ExchangeTarget(kind, url)
-    return ExchangeTarget(TargetKind.PRODUCTION, PRODUCTION_FUTURES_URL)
+        return target_for_url(base_url, field="base_url")
+    return Target(TargetKind.PRODUCTION, PRODUCTION_ROOT_URL)
 
 
 def _symbol_arg(symbol: Any) -> str:
@@ -167,9 +113,8 @@ class BinanceFuturesOrderManager:
         api_key: str,
         api_secret: str,
         *,
+        target: Target | None = None,
         base_url: str | None = None,
-        testnet: bool = False,
-        testnet_url: str | None = None,
         recv_window_ms: int = 5000,
         request_timeout: float = 5.0,
         symbols_info: Mapping[str, Any] | None = None,
@@ -188,7 +133,7 @@ class BinanceFuturesOrderManager:
             raise ConfigError("request_timeout", request_timeout, "seconds, a number > 0 and <= 60")
         if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or not 1 <= max_in_flight <= 4096:
             raise ConfigError("max_in_flight", max_in_flight, "an int from 1 to 4096 (requests in flight at once)")
-        self.target = resolve_target(base_url=base_url, testnet=testnet, testnet_url=testnet_url)
+        self.target = _adapter_target(target, base_url)
         self.recv_window_ms = recv_window_ms
         self.request_timeout = float(request_timeout)
         self._session = BinanceSession(
@@ -304,7 +249,7 @@ class BinanceFuturesOrderManager:
 
     async def countdown_cancel_all(self, symbol: str, countdown_ms: int) -> Any:
         """Arm (``countdown_ms`` > 0) or disarm (0) the exchange's dead-man's switch for ``symbol``:
-        ``POST /fapi/v1/countdownCancelAll`` (see ``harness.deadman``)."""
+        ``POST /fapi/v1/countdownCancelAll`` (see ``harness.bot.deadman``)."""
         if isinstance(countdown_ms, bool) or not isinstance(countdown_ms, int) or countdown_ms < 0:
             raise InvalidArgumentError(f"countdown_ms={countdown_ms!r}: expected an int >= 0 (0 disarms)")
         return await self._session.call(
@@ -429,7 +374,7 @@ class BinanceFuturesOrderManager:
         return counts
 
     async def execute_market_close(self, symbol: str, side: str, quantity: float) -> dict:
-        """Close ``quantity`` with MARKET order(s) (see ``_binance_close`` for the guarantees)."""
+        """Close ``quantity`` with MARKET order(s) (see ``harness.exchanges.binance.close`` for the guarantees)."""
         symbol = _symbol_arg(symbol)
         if not isinstance(side, str) or side.upper() not in ("BUY", "SELL"):
             raise InvalidArgumentError(f"side={side!r}: expected 'BUY' or 'SELL'")

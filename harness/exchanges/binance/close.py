@@ -39,14 +39,10 @@ from harness.core.errors import (
     RetryableExchangeError,
     TerminalExchangeError,
 )
-from harness.exchanges._binance_errors import (
-    NOT_FOUND_CODES,
-    POSITION_SIDE_MISMATCH,
-    REDUCE_ONLY_REJECTED,
-    to_exchange_error,
-)
-from harness.exchanges._binance_rules import SymbolRules, parse_position_rows, plan_market_orders, to_decimal
-from harness.exchanges._binance_session import BinanceSession
+from harness.exchanges.binance.errors import NOT_FOUND_CODES, to_exchange_error
+from harness.exchanges.binance.rules import SymbolRules, parse_position_rows, plan_market_orders, to_decimal
+from harness.exchanges.binance.session import BinanceSession
+from harness.exchanges.codes import POSITION_SIDE_MISMATCH, REDUCE_ONLY_REJECTED
 
 #: sends of one order (same client id) when each attempt is proven never placed
 MAX_SENDS = 3
