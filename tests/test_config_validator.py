@@ -8,13 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support import REPO_ROOT
 from click.testing import CliRunner
 
 from harness.cli import cli
 from harness.core.config import LiquidationConfig
 from harness.core.validation import TESTNET_WARNING, ConfigValidator, Severity
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 
 def findings(report, category: str) -> list:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.clock import ManualClock
 from harness.core.audit import AuditLogger
 from harness.core.config import LiquidationConfig
 from harness.core.context import current_deadline
@@ -41,16 +42,6 @@ HEDGE = {
 Legs = dict[tuple[str, str], Decimal]
 
 
-class Sleeps:
-    """Stands in for asyncio.sleep: records Retry-After waits instead of spending them."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-
-
 @pytest.fixture
 async def sim() -> AsyncIterator[BinanceSimulator]:
     async with BinanceSimulator() as simulator:
@@ -58,14 +49,14 @@ async def sim() -> AsyncIterator[BinanceSimulator]:
 
 
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
+def sleeps() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-async def adapter(sim: BinanceSimulator, sleeps: Sleeps) -> AsyncIterator[BinanceFuturesOrderManager]:
+async def adapter(sim: BinanceSimulator, sleeps: ManualClock) -> AsyncIterator[BinanceFuturesOrderManager]:
     async with BinanceFuturesOrderManager(
-        sim.api_key, sim.api_secret, base_url=sim.base_url, request_timeout=0.5, sleep=sleeps
+        sim.api_key, sim.api_secret, base_url=sim.base_url, request_timeout=0.5, sleep=sleeps.sleep
     ) as om:
         yield om
 
@@ -328,7 +319,7 @@ class TestAdapterAgainstSimulator:
         assert sim.book.position_amount("SOLUSDT") == Decimal("-40") and sim.fill_log == []
 
     async def test_faulty_symbols_are_never_closed_twice_and_the_rest_close(
-        self, sim: BinanceSimulator, adapter: BinanceFuturesOrderManager, sleeps: Sleeps
+        self, sim: BinanceSimulator, adapter: BinanceFuturesOrderManager, sleeps: ManualClock
     ) -> None:
         legs = seed_one_way(sim)
         sim.book.set_position("BTCUSDT", "100")  # one order: one ambiguous outcome
@@ -365,7 +356,7 @@ class TestAdapterAgainstSimulator:
             assert len(order_posts(sim, symbol)) == 1, symbol
             queries = [r for r in sim.requests_to("v1/order", "GET") if r.params.get("symbol") == symbol]
             assert [q.params["origClientOrderId"] for q in queries] == [order_posts(sim, symbol)[0]["newClientOrderId"]]
-        assert sleeps.calls == [1.0]
+        assert sleeps.sleeps == [1.0]
         assert len(sim.requests_to("v1/time")) == 2  # first sync + the -1021 resync
 
 
@@ -392,7 +383,7 @@ class TestEngineDrivesTheAdapter:
         assert correlation and (tmp_path / "audit.jsonl").read_text().count(correlation) >= 3
 
     async def test_faults_leave_exactly_the_locked_and_hung_symbols_failed_within_the_deadline(
-        self, sim: BinanceSimulator, adapter: BinanceFuturesOrderManager, tmp_path: Path, sleeps: Sleeps
+        self, sim: BinanceSimulator, adapter: BinanceFuturesOrderManager, tmp_path: Path, sleeps: ManualClock
     ) -> None:
         timeout = 2.0
         legs = seed_one_way(sim)
@@ -415,4 +406,4 @@ class TestEngineDrivesTheAdapter:
         closed = set(TEN) - failed
         assert {s: totals.get(s) for s in closed} == {s: abs(legs[(s, "BOTH")]) for s in closed}
         replay_fills(sim, legs)
-        assert sleeps.calls == [1.0]
+        assert sleeps.sleeps == [1.0]

@@ -20,7 +20,7 @@ from harness.core.outcome import LiquidationState
 from harness.exchanges.sim import FaultPlan, InMemoryOrderManager, SimBook
 from harness.exchanges.sim.memory import SyncCancelOrderManager
 
-from manual_clock import ManualClock
+from tests.support.clock import ManualClock
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 

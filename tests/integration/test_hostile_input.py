@@ -33,7 +33,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from chaos_strategies import book_legs, check_audit, check_deadline, check_fills
+from tests.support.chaos_strategies import book_legs, check_audit, check_deadline, check_fills
 from harness.bot import TradingBot, make_bot_command
 from harness.cli import cli
 from harness.core.audit import AuditLogger, read_audit

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import REPO_ROOT
+
 from harness.checklist import CHECKLIST_LABEL, EPIC, item as checklist_item
 from harness.pytest_plugin import PRODUCTION_SKIP_REASON
 
 pytest_plugins = ["pytester"]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 PLUGIN = ("-p", "harness.pytest_plugin", "-p", "no:cacheprovider")  # inner runs autoload no plugins (fast)
 MARKERS_INI = """
 [pytest]

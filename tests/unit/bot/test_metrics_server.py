@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support import REPO_ROOT
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.bot.metrics_server import METRIC_NAMES, render_metrics, start_metrics_server
 
-MONITORING = Path(__file__).resolve().parents[1] / "monitoring"
+MONITORING = REPO_ROOT / "monitoring"
 ALERTS, ALERT_TESTS, DASHBOARD = (MONITORING / n for n in ("alerts.yml", "alerts_test.yml",
                                                             "dashboard.json"))
 BOUNDS = [0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 30.0]

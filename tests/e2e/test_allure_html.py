@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import REPO_ROOT
+
 from harness.checklist import item
 from harness.report import find_allure, generate_html
 
 SCENARIO_ITEMS = ("scenario.1.normal", "scenario.2.disabled", "scenario.3.timeout", "scenario.4.partial")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (bash scripts/bootstrap-tools.sh installs it as root)"),

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import REPO_ROOT
+
 from harness.core import AuditLogger, LiquidationConfig, LiquidationManager
 from harness.exchanges.sim import FaultPlan, InMemoryOrderManager, SimBook
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 needs_jq = pytest.mark.skipif(shutil.which("jq") is None, reason="jq not installed (bash scripts/bootstrap-tools.sh)")
 
 

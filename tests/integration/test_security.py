@@ -25,9 +25,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support import REPO_ROOT
 from click.testing import CliRunner
 
-from chaos_strategies import check_no_secrets, scan_tree
+from tests.support.chaos_strategies import check_no_secrets, scan_tree
 from harness.bot import REDACTOR, TradingBot, configure_logging, make_bot_command
 from harness.core.audit import AuditLogger
 from harness.core.errors import ConfigError
@@ -42,7 +44,7 @@ from harness.exchanges.target import (
 )
 from harness.testkit import BotProcess
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 PRODUCTION_URL = "https://fapi.binance.com"
 KEY_A, SECRET_A = "a" * 8 + "-test-key-0001", "s" * 8 + "-test-secret-0001"
 KEY_B, SECRET_B = "b" * 8 + "-test-key-0002", "t" * 8 + "-test-secret-0002"

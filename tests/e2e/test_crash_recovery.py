@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos_strategies import book_legs, check_audit, check_fills
+from tests.support.chaos_strategies import book_legs, check_audit, check_fills
 from harness.core.audit import read_audit
 from harness.exchanges.binance.ids import make_client_order_id
 from harness.exchanges.sim import BinanceSimulator, FaultRule, RateLimits

@@ -1,6 +1,6 @@
 """Chaos suite: random accounts and random fault schedules, each liquidated through the real
 python-binance adapter against the embedded exchange, and judged by the invariants I1-I6
-(tests/chaos_strategies.py has the strategies and the checks).
+(tests/support/chaos_strategies.py has the strategies and the checks).
 
 Every example gets a fresh ``BinanceSimulator`` over a fresh book and a fault plan seeded by the
 example (starting one costs about a millisecond, and a fresh plan makes probabilistic faults
@@ -15,7 +15,7 @@ Environment variables (read here; the root conftest and the plugin are not invol
 
 * ``CHAOS_EXAMPLES=N``: examples of the main property (default 200). Above 200 the accounts grow to
   1-50 symbols and the hang property runs ``N // 50`` examples. The 10,000-schedule campaign is
-  ``CHAOS_EXAMPLES=10000 pytest tests/test_chaos.py -p no:cacheprovider``.
+  ``CHAOS_EXAMPLES=10000 pytest tests/integration/test_chaos.py -p no:cacheprovider``.
 * ``CHAOS_SEED=S``: draw from seed ``S`` instead of the derandomized default (another campaign).
 * ``CHAOS_SHARD=i/n``: with ``CHAOS_SEED``, shard ``i`` of ``n`` (different seeds per shard), for
   running a campaign in several processes.
@@ -44,7 +44,7 @@ from hypothesis import HealthCheck, currently_in_test_context, example, given, s
 from hypothesis import note as _note
 from hypothesis import strategies as st
 
-from chaos_strategies import (
+from tests.support.chaos_strategies import (
     LONG_HANG_SECONDS,
     Account,
     Schedule,

@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import harness.exchanges.binance as binance_module
+from tests.support.clock import ManualClock
 from harness.core.context import current_deadline
 from harness.core.errors import (
     ConfigError,
@@ -43,22 +44,14 @@ SECRET = "unit-test-api-secret-never-shown-42"
 BTC = SymbolRules("BTCUSDT", step_size=Decimal("0.001"), min_qty=Decimal("0.001"), max_qty=Decimal("100"))
 
 
-class SleepRecorder:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
+@pytest.fixture
+def sleeps() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def sleeps() -> SleepRecorder:
-    return SleepRecorder()
-
-
-@pytest.fixture
-async def manager(sleeps: SleepRecorder) -> AsyncIterator[BinanceFuturesOrderManager]:
-    async with BinanceFuturesOrderManager(KEY, SECRET, base_url=BASE, sync_sleep=sleeps) as om:
+async def manager(sleeps: ManualClock) -> AsyncIterator[BinanceFuturesOrderManager]:
+    async with BinanceFuturesOrderManager(KEY, SECRET, base_url=BASE, sync_sleep=sleeps.sync_sleep) as om:
         yield om
 
 
@@ -82,7 +75,7 @@ def _paths(mock: responses.RequestsMock) -> list[str]:
 
 
 class TestTargets:
-    """The adapter takes a ``harness.exchanges.target.Target`` as is (resolution: tests/test_target.py)."""
+    """The adapter takes a ``harness.exchanges.target.Target`` as is (resolution: tests/unit/exchanges/test_exchange_target.py)."""
 
     def test_base_url_is_shorthand_for_the_target_at_that_url(self) -> None:
         om = BinanceFuturesOrderManager(KEY, SECRET, base_url="http://127.0.0.1:8080/fapi/")
@@ -393,15 +386,15 @@ class TestCancelAllOrders:
         assert _paths(rsps).count("GET /fapi/v1/openOrders") == 2
 
     def test_429_retry_after_that_fits_is_waited_out_once(
-        self, manager: BinanceFuturesOrderManager, rsps: responses.RequestsMock, sleeps: SleepRecorder
+        self, manager: BinanceFuturesOrderManager, rsps: responses.RequestsMock, sleeps: ManualClock
     ) -> None:
         rsps.get(f"{FAPI}/openOrders", status=429, headers={"Retry-After": "1"}, json={"code": -1003, "msg": "Too many requests."})
         _open_orders(rsps, regular=2, algo=0)
         assert manager.cancel_all_orders("BTCUSDT") == 2
-        assert sleeps.calls == [1.0]
+        assert sleeps.sleeps == [1.0]
 
     def test_429_retry_after_beyond_the_deadline_raises_without_waiting(
-        self, manager: BinanceFuturesOrderManager, rsps: responses.RequestsMock, sleeps: SleepRecorder
+        self, manager: BinanceFuturesOrderManager, rsps: responses.RequestsMock, sleeps: ManualClock
     ) -> None:
         rsps.get(f"{FAPI}/openOrders", status=429, headers={"Retry-After": "30"}, json={"code": -1003, "msg": "Too many requests."})
         token = current_deadline.set(time.monotonic() + 3.0)
@@ -411,15 +404,15 @@ class TestCancelAllOrders:
         finally:
             current_deadline.reset(token)
         assert (info.value.retry_after, info.value.status, info.value.code) == (30.0, 429, -1003)
-        assert sleeps.calls == []
+        assert sleeps.sleeps == []
 
     def test_418_ban_without_retry_after_assumes_two_minutes(
-        self, manager: BinanceFuturesOrderManager, rsps: responses.RequestsMock, sleeps: SleepRecorder
+        self, manager: BinanceFuturesOrderManager, rsps: responses.RequestsMock, sleeps: ManualClock
     ) -> None:
         rsps.get(f"{FAPI}/openOrders", status=418, json={"code": -1003, "msg": "Way too many requests; IP banned."})
         with pytest.raises(RetryableExchangeError) as info:
             manager.cancel_all_orders("BTCUSDT")
-        assert info.value.retry_after == 120.0 and sleeps.calls == []
+        assert info.value.retry_after == 120.0 and sleeps.sleeps == []
 
     def test_each_request_timeout_is_bounded_by_the_runs_remaining_time(
         self, manager: BinanceFuturesOrderManager, rsps: responses.RequestsMock

@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+
+from tests.support import REPO_ROOT
 from click.testing import CliRunner
 
 import harness.report as report_pkg
@@ -36,7 +38,7 @@ from harness.report import (
 from harness.report.cli import audit_command, report_command
 from harness.report.outcomes import item_outcomes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 NOW = datetime(2026, 1, 2, 10, 0, 0, tzinfo=timezone.utc)
 CONFIG = {"emergency_liquidation": True, "close_positions": True, "cancel_orders": True,
           "timeout_seconds": 5.0, "max_retries": 3, "retry_delay_seconds": 0.5}

@@ -12,6 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
+from tests.support import REPO_ROOT
 import requests
 from binance import AsyncClient, Client
 from binance.exceptions import BinanceAPIException, BinanceRequestException
@@ -21,7 +23,7 @@ from harness.core.errors import ConfigError
 from harness.exchanges.sim import BinanceSimulator, FaultPlan, SimBook
 from harness.exchanges.sim.cli import simulate_command
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = REPO_ROOT
 
 
 def sync_client(sim: BinanceSimulator, secret: str | None = None, key: str | None = None) -> Client:
