@@ -82,7 +82,7 @@ class ExchangeAccount:
     def open_position(self, symbol: str, side: str, quantity: Decimal | None = None) -> dict[str, Any]:
         qty = quantity if quantity is not None else self.small_quantity(symbol)
         return self.client.futures_create_order(
-            symbol=symbol, side=side, type="MARKET", quantity=str(qty), newOrderRespType="RESULT"
+            symbol=symbol, side=side, type="MARKET", quantity=format(qty, "f"), newOrderRespType="RESULT"
         )
 
     def place_resting_limit(self, symbol: str, side: str) -> dict[str, Any]:

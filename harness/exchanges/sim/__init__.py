@@ -4,6 +4,9 @@
 * ``InMemoryOrderManager``: the in-process ``OrderExecutionManager`` over a book;
 * ``BinanceSimulator``: Binance's REST API over HTTP on 127.0.0.1, for python-binance;
 * ``FaultPlan``: latency, hangs, errors, unknown status, locks and partial fills for both faces.
+
+What the simulator models and what it does not (synthetic depth, no liquidations, no WebSocket
+streams yet, ...) is listed in ``docs/SIMULATOR.md``; ``ccxt_urls`` points ccxt at it.
 """
 
 from ._models import AlgoOrder, Fill, Order, SimBookError

@@ -133,6 +133,9 @@ class AlgoDesk:
             self._set_status(order, "CANCELED")
         return len(orders)
 
+    def all_orders(self, symbol: str | None) -> list[AlgoOrder]:
+        return [o.copy() for o in self._orders.values() if symbol in (None, o.symbol)]
+
     def open_orders(self, symbol: str | None) -> list[AlgoOrder]:
         return [o.copy() for o in self._orders.values() if o.is_open and symbol in (None, o.symbol)]
 

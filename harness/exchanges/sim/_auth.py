@@ -1,34 +1,24 @@
 """Request signing as Binance checks it: HMAC-SHA256 (hex) of the exact query string + body.
 
-python-binance signs the unquoted ``k=v&...`` string but form-encodes POST/DELETE bodies, so the
-signature is checked against the raw text as sent, with and without ``&`` between query and body,
-and against the percent-decoded form. The secret and signature are never logged or stored.
+Binance's ``totalParams`` is the query string concatenated with the request body, exactly as sent
+(no ``&`` between them, no decoding), with the ``signature`` parameter left out. A signature over
+anything else (the decoded form, a re-ordered or re-encoded copy) is -1022. The secret and
+signature are never logged or stored.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from urllib.parse import parse_qsl
 
 
-def _segments(raw: str) -> list[str]:
-    return [part for part in raw.split("&") if part and not part.startswith("signature=")]
-
-
-def _decoded(raw: str) -> list[str]:
-    return [f"{k}={v}" for k, v in parse_qsl(raw, keep_blank_values=True) if k != "signature"]
+def _without_signature(raw: str) -> str:
+    return "&".join(part for part in raw.split("&") if not part.startswith("signature="))
 
 
 def signature_payloads(raw_query: str, raw_body: str) -> list[str]:
-    """The strings a valid signature may have been computed over."""
-    query, body = _segments(raw_query), _segments(raw_body)
-    candidates = [
-        "&".join(query + body),
-        "&".join(query) + "&".join(body),
-        "&".join(_decoded(raw_query) + _decoded(raw_body)),
-    ]
-    return list(dict.fromkeys(candidates))
+    """The one string a valid signature is computed over (a list for callers that show it)."""
+    return [_without_signature(raw_query) + _without_signature(raw_body)]
 
 
 def signature_valid(secret: str, signature: str, raw_query: str, raw_body: str) -> bool:

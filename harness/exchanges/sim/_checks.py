@@ -6,7 +6,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from ._models import SimBookError
-from ._num import is_multiple
+from ._num import decimals_of, is_multiple
 from ._symbols import SymbolSpec
 
 CLIENT_ID_PATTERN = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
@@ -67,6 +67,8 @@ def check_price(spec: SymbolSpec, value: object, name: str = "price") -> Decimal
         raise mandatory(name)
     if price <= 0:
         raise SimBookError(-4001, "Price less than 0.")
+    if decimals_of(price) > spec.price_precision:
+        raise SimBookError(-1111, "Precision is over the maximum defined for this asset.")
     if not is_multiple(price, spec.tick_size):
         raise SimBookError(-4014, "Price not increased by tick size.")
     if price < spec.min_price:

@@ -8,6 +8,7 @@ A rule with ``endpoint=None`` matches every call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -19,6 +20,10 @@ class Endpoint:
     weight: int
     signed: bool = True
     counts_order: bool = False
+    #: request weight that depends on the parameters (``symbol`` absent, ``limit``), else ``weight``
+    weight_of: Callable[[dict[str, str]], int] | None = None
+    #: USER_STREAM security: API key required, no signature
+    key_only: bool = False
 
     @property
     def name(self) -> str:
@@ -28,6 +33,21 @@ class Endpoint:
     def names(self) -> tuple[str, ...]:
         """Exact name first, then the path and the category."""
         return (self.name, f"/fapi/{self.path}", self.category)
+
+
+def _by_symbol(one: int, every: int) -> Callable[[dict[str, str]], int]:
+    return lambda params: one if params.get("symbol") else every
+
+
+def _by_limit(steps: tuple[tuple[int, int], ...], default_limit: int, above: int) -> Callable[[dict[str, str]], int]:
+    """Weight by ``limit``: the first (bound, weight) with limit <= bound, else ``above``."""
+    def weight(params: dict[str, str]) -> int:
+        try:
+            limit = int(params.get("limit") or default_limit)
+        except ValueError:
+            limit = default_limit
+        return next((w for bound, w in steps if limit <= bound), above)
+    return weight
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -53,7 +73,50 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("DELETE", "v1/algoOpenOrders", "cancel", 1),
     Endpoint("DELETE", "v1/batchOrders", "cancel", 1),
     Endpoint("POST", "v1/countdownCancelAll", "cancel", 10),
+    Endpoint("GET", "v1/premiumIndex", "market_data", 1, signed=False, weight_of=_by_symbol(1, 10)),
+    Endpoint("GET", "v1/ticker/price", "market_data", 1, signed=False, weight_of=_by_symbol(1, 2)),
+    Endpoint("GET", "v2/ticker/price", "market_data", 1, signed=False, weight_of=_by_symbol(1, 2)),
+    Endpoint("GET", "v1/ticker/bookTicker", "market_data", 2, signed=False, weight_of=_by_symbol(2, 5)),
+    Endpoint("GET", "v1/ticker/24hr", "market_data", 1, signed=False, weight_of=_by_symbol(1, 40)),
+    Endpoint("GET", "v1/depth", "market_data", 10, signed=False,
+             weight_of=_by_limit(((50, 2), (100, 5), (500, 10)), 500, 20)),
+    Endpoint("GET", "v1/klines", "market_data", 5, signed=False,
+             weight_of=_by_limit(((99, 1), (499, 2), (1000, 5)), 500, 10)),
+    Endpoint("GET", "v3/account", "account", 5),
+    Endpoint("GET", "v2/balance", "account", 5),
+    Endpoint("POST", "v1/leverage", "account", 1),
+    Endpoint("POST", "v1/marginType", "account", 1),
+    Endpoint("GET", "v1/leverageBracket", "account", 1),
+    Endpoint("GET", "v1/commissionRate", "account", 20),
+    Endpoint("GET", "v1/multiAssetsMargin", "account", 30),
+    Endpoint("POST", "v1/multiAssetsMargin", "account", 1),
+    Endpoint("GET", "v1/openOrder", "query", 1),
+    Endpoint("GET", "v1/allOrders", "query", 5),
+    Endpoint("GET", "v1/allAlgoOrders", "query", 5),
+    Endpoint("GET", "v1/userTrades", "query", 5),
+    Endpoint("GET", "v1/income", "account", 30),
+    Endpoint("PUT", "v1/order", "new_order", 1, counts_order=True),
+    Endpoint("POST", "v1/listenKey", "account", 1, signed=False, key_only=True),
+    Endpoint("PUT", "v1/listenKey", "account", 1, signed=False, key_only=True),
+    Endpoint("DELETE", "v1/listenKey", "account", 1, signed=False, key_only=True),
 )
+
+#: real Binance USD-M endpoints the simulator does not model: answered with Binance's -1020
+#: "This operation is not supported." instead of a 404 or a silent success (see docs/SIMULATOR.md)
+UNMODELLED: frozenset[tuple[str, str]] = frozenset({
+    ("GET", "v1/trades"), ("GET", "v1/historicalTrades"), ("GET", "v1/aggTrades"),
+    ("GET", "v1/continuousKlines"), ("GET", "v1/indexPriceKlines"), ("GET", "v1/markPriceKlines"),
+    ("GET", "v1/premiumIndexKlines"), ("GET", "v1/fundingRate"), ("GET", "v1/fundingInfo"),
+    ("GET", "v1/openInterest"), ("GET", "v1/indexInfo"),
+    ("GET", "v1/assetIndex"), ("GET", "v1/constituents"), ("POST", "v1/order/test"),
+    ("PUT", "v1/batchOrders"), ("GET", "v1/orderAmendment"), ("POST", "v1/positionMargin"),
+    ("GET", "v1/positionMargin/history"), ("GET", "v1/forceOrders"), ("GET", "v1/adlQuantile"),
+    ("GET", "v1/accountConfig"), ("GET", "v1/symbolConfig"), ("GET", "v1/rateLimit/order"),
+    ("GET", "v1/apiTradingStatus"), ("GET", "v1/feeBurn"), ("POST", "v1/feeBurn"),
+    ("GET", "v1/income/asyn"), ("GET", "v1/order/asyn"), ("GET", "v1/trade/asyn"),
+    ("POST", "v1/convert/getQuote"), ("POST", "v1/convert/acceptQuote"), ("GET", "v1/convert/orderStatus"),
+    ("GET", "v1/pmAccountInfo"),
+})
 
 BY_ROUTE: dict[tuple[str, str], Endpoint] = {(e.method, e.path): e for e in ENDPOINTS}
 

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from ._auth import signature_valid
-from ._endpoints import BY_ROUTE, Endpoint
+from ._endpoints import BY_ROUTE, UNMODELLED, Endpoint
 from ._models import SimBookError
 from ._ratelimit import RateLimiter, RateLimitExceeded
 from ._routes import HANDLERS, Call, order_count, request_symbols
@@ -58,6 +58,7 @@ class HttpSettings:
     api_secret: str
     recv_window_max: int
     record: Callable[[RequestRecord], None]
+    streams: Any = None
 
 
 class _Reply(Exception):
@@ -86,8 +87,9 @@ class HttpFace:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         raw_query = request.raw_path.partition("?")[2]
         raw_body = (await request.read()).decode("utf-8", "replace") if request.can_read_body else ""
-        params = dict(parse_qsl(raw_query, keep_blank_values=True))
-        params.update(parse_qsl(raw_body, keep_blank_values=True))
+        # a parameter sent in both places resolves as Binance does: the query string wins
+        params = dict(parse_qsl(raw_body, keep_blank_values=True))
+        params.update(parse_qsl(raw_query, keep_blank_values=True))
         shown = {k: v for k, v in params.items() if k not in _HIDDEN_PARAMS}
         fired: list[FaultRule] = []
         try:
@@ -110,6 +112,8 @@ class HttpFace:
         headers = self._admit(endpoint, params)
         if endpoint.signed:
             self._authenticate(request, params, raw_query, raw_body, headers)
+        elif endpoint.key_only:
+            self._check_key(request, headers)
         decision = self.s.faults.draw(endpoint.names, request_symbols(params), http=True)
         if decision.latency:
             await asyncio.sleep(decision.latency)
@@ -125,7 +129,7 @@ class HttpFace:
         status = 200
         if executes:
             call = Call(self.s.book, params, self.s.limiter.limits, decision.fill_ratio,
-                        outcome if outcome is not None and outcome.kind == "lock_symbol" else None)
+                        outcome if outcome is not None and outcome.kind == "lock_symbol" else None, self.s.streams)
             try:
                 body = HANDLERS[(endpoint.method, endpoint.path)](call)
             except SimBookError as exc:
@@ -138,12 +142,14 @@ class HttpFace:
         path = request.path
         endpoint = BY_ROUTE.get((request.method, path[len("/fapi/"):])) if path.startswith("/fapi/") else None
         if endpoint is None:
+            if path.startswith("/fapi/") and (request.method, path[len("/fapi/"):]) in UNMODELLED:
+                raise _Reply(json_response({"code": -1020, "msg": "This operation is not supported."}, 400))
             raise _Reply(json_response({"code": -5000, "msg": f"Path {path}, Method {request.method} is invalid"},
                                        404))
         return endpoint
 
     def _admit(self, endpoint: Endpoint, params: dict[str, str]) -> dict[str, str]:
-        weight = endpoint.weight
+        weight = endpoint.weight if endpoint.weight_of is None else endpoint.weight_of(params)
         if endpoint.path == "v1/openOrders" and not params.get("symbol"):
             weight = 40
         try:
@@ -151,16 +157,20 @@ class HttpFace:
         except RateLimitExceeded as exc:
             raise _Reply(json_response(exc.to_api(), exc.status, exc.headers)) from None
 
+    def _check_key(self, request: web.Request, headers: dict[str, str]) -> None:
+        key = request.headers.get("X-MBX-APIKEY")
+        if not key:
+            raise _Reply(json_response({"code": -2014, "msg": "API-key format invalid."}, 401, headers))
+        if key != self.s.api_key:
+            raise _Reply(json_response({"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."},
+                                       401, headers))
+
     def _authenticate(self, request: web.Request, params: dict[str, str], raw_query: str, raw_body: str,
                       headers: dict[str, str]) -> None:
         def fail(code: int, msg: str, status: int = 400) -> _Reply:
             return _Reply(json_response({"code": code, "msg": msg}, status, headers))
 
-        key = request.headers.get("X-MBX-APIKEY")
-        if not key:
-            raise fail(-2014, "API-key format invalid.", 401)
-        if key != self.s.api_key:
-            raise fail(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+        self._check_key(request, headers)
         timestamp = _int_param(params, "timestamp", required=True)
         recv_window = _int_param(params, "recvWindow", required=False)
         window = DEFAULT_RECV_WINDOW if recv_window is None else recv_window

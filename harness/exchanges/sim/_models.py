@@ -184,6 +184,19 @@ class Fill:
     order_id: int
     time: int
     realized_pnl: Decimal = ZERO
+    trade_id: int = 0
+    commission: Decimal = ZERO
+    maker: bool = False
+
+    def to_api(self) -> dict[str, Any]:
+        """The fill as one row of ``GET /fapi/v1/userTrades``."""
+        return {
+            "buyer": self.side == "BUY", "commission": fmt(self.commission),
+            "commissionAsset": "USDT", "id": self.trade_id, "maker": self.maker, "orderId": self.order_id,
+            "price": fmt(self.price), "qty": fmt(self.qty), "quoteQty": fmt(self.qty * self.price),
+            "realizedPnl": fmt(self.realized_pnl), "side": self.side, "positionSide": self.position_side,
+            "symbol": self.symbol, "time": self.time,
+        }
 
 
 @dataclass

@@ -102,8 +102,13 @@ class RateLimiter:
         self.rejected_429 = 0
         self.rejected_418 = 0
 
-    def admit(self, weight: int, orders: int) -> dict[str, str]:
-        """Count a request; its usage headers, or ``RateLimitExceeded`` (429 / 418)."""
+    def admit(self, weight: int, orders: int | tuple[int, int]) -> dict[str, str]:
+        """Count a request; its usage headers, or ``RateLimitExceeded`` (429 / 418).
+
+        ``orders``: what the request adds to the ORDERS counters, one number for both or
+        ``(ten_seconds, one_minute)`` (a batch counts 5 and 1).
+        """
+        orders_10s, orders_1m = orders if isinstance(orders, tuple) else (orders, orders)
         with self._lock:
             now = self._clock()
             for window in (self._weight, self._orders_10s, self._orders_1m):
@@ -115,12 +120,12 @@ class RateLimiter:
                                         "WebSocket Streams for live updates to avoid bans.",
                                         math.ceil(self._banned_until - now), self._headers())
             self._weight.add(now, weight)
-            failure = self._over_limit(now, orders)
+            failure = self._over_limit(now, orders_10s, orders_1m)
             if failure is None:
                 self._sent_while_limited = 0
-                self._orders_10s.add(now, orders)
-                self._orders_1m.add(now, orders)
-                return self._headers(orders > 0)
+                self._orders_10s.add(now, orders_10s)
+                self._orders_1m.add(now, orders_1m)
+                return self._headers(orders_10s > 0 or orders_1m > 0)
             if self._sent_while_limited >= self.limits.ban_after:
                 self._banned_until = now + self.limits.ban_seconds
                 self.rejected_418 += 1
@@ -132,7 +137,7 @@ class RateLimiter:
             code, msg, retry_after = failure
             raise RateLimitExceeded(429, code, msg, retry_after, self._headers())
 
-    def _over_limit(self, now: float, orders: int) -> tuple[int, str, int] | None:
+    def _over_limit(self, now: float, orders: int, orders_1m: int) -> tuple[int, str, int] | None:
         limits = self.limits
         if self._weight.total > limits.weight_per_minute:
             return (-1003, f"Too many requests; current limit of IP is {limits.weight_per_minute} requests per "
@@ -141,9 +146,9 @@ class RateLimiter:
         if orders and self._orders_10s.total + orders > limits.orders_per_10s:
             return (-1015, f"Too many new orders; current limit is {limits.orders_per_10s} orders per TEN_SECONDS.",
                     self._orders_10s.seconds_until_below(now, limits.orders_per_10s - orders))
-        if orders and self._orders_1m.total + orders > limits.orders_per_minute:
+        if orders_1m and self._orders_1m.total + orders_1m > limits.orders_per_minute:
             return (-1015, f"Too many new orders; current limit is {limits.orders_per_minute} orders per MINUTE.",
-                    self._orders_1m.seconds_until_below(now, limits.orders_per_minute - orders))
+                    self._orders_1m.seconds_until_below(now, limits.orders_per_minute - orders_1m))
         return None
 
     def _headers(self, with_orders: bool = False) -> dict[str, str]:

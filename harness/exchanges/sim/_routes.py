@@ -13,8 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 from . import _checks as chk
+from . import _routes_account as acct
+from . import _routes_market as mkt
 from ._models import SimBookError
-from ._num import fmt
 from ._ratelimit import RateLimits
 from .book import SimBook
 from .faults import FaultRule
@@ -31,6 +32,7 @@ class Call:
     limits: RateLimits
     fill_ratio: Decimal | None = None
     lock: FaultRule | None = None
+    streams: Any = None
 
     def get(self, name: str) -> str | None:
         value = self.params.get(name)
@@ -82,36 +84,10 @@ def _exchange_info(call: Call) -> Any:
     }
 
 
-def _position_row(leg: dict[str, Any], v3: bool) -> dict[str, Any]:
-    amount, mark = leg["position_amt"], leg["mark_price"]
-    row = {
-        "symbol": leg["symbol"],
-        "positionSide": leg["position_side"],
-        "positionAmt": fmt(amount),
-        "entryPrice": fmt(leg["entry_price"]),
-        "breakEvenPrice": fmt(leg["entry_price"]),
-        "markPrice": fmt(mark),
-        "unRealizedProfit": fmt(leg["unrealized_pnl"]),
-        "liquidationPrice": "0",
-        "notional": fmt(amount * mark),
-        "isolatedMargin": "0",
-        "isolatedWallet": "0",
-        "updateTime": leg["update_time"],
-    }
-    if v3:
-        row.update({"marginAsset": "USDT", "initialMargin": "0", "maintMargin": "0",
-                    "positionInitialMargin": "0", "openOrderInitialMargin": "0", "adl": 0,
-                    "bidNotional": "0", "askNotional": "0"})
-    else:
-        row.update({"leverage": "20", "maxNotionalValue": "25000000", "marginType": "cross",
-                    "isAutoAddMargin": "false"})
-    return row
-
-
 def _position_risk_v2(call: Call) -> Any:
     symbol = call.symbol(required=False)
     symbols = [symbol] if symbol else call.book.symbols
-    return [_position_row(leg, False) for s in symbols for leg in call.book.position_legs(s)]
+    return [acct.position_row(leg, False) for s in symbols for leg in call.book.position_legs(s)]
 
 
 def _position_risk_v3(call: Call) -> Any:
@@ -121,7 +97,7 @@ def _position_risk_v3(call: Call) -> Any:
         active = {p["symbol"] for p in book.positions()} | {o.symbol for o in book.open_orders()} | {
             o.symbol for o in book.open_algo_orders()}
         symbols = [s for s in ([symbol] if symbol else book.symbols) if s in active]
-        return [_position_row(leg, True) for s in symbols for leg in book.position_legs(s)
+        return [acct.position_row(leg, True) for s in symbols for leg in book.position_legs(s)
                 if not (book.hedge_mode and leg["position_side"] == "BOTH")]
 
 
@@ -135,33 +111,6 @@ def _set_dual(call: Call) -> Any:
         raise chk.mandatory("dualSidePosition")
     call.book.set_hedge_mode(enabled)
     return {"code": 200, "msg": "success"}
-
-
-def _account_numbers(book: SimBook) -> dict[str, str]:
-    wallet, pnl = book.wallet_balance, book.unrealized_pnl()
-    return {"wallet": fmt(wallet), "pnl": fmt(pnl), "margin": fmt(wallet + pnl)}
-
-
-def _account(call: Call) -> Any:
-    n = _account_numbers(call.book)
-    return {
-        "feeTier": 0, "canTrade": True, "canDeposit": True, "canWithdraw": True, "updateTime": 0,
-        "multiAssetsMargin": False, "totalInitialMargin": "0", "totalMaintMargin": "0",
-        "totalWalletBalance": n["wallet"], "totalUnrealizedProfit": n["pnl"], "totalMarginBalance": n["margin"],
-        "totalPositionInitialMargin": "0", "totalOpenOrderInitialMargin": "0", "totalCrossWalletBalance": n["wallet"],
-        "totalCrossUnPnl": n["pnl"], "availableBalance": n["margin"], "maxWithdrawAmount": n["wallet"],
-        "assets": [{"asset": "USDT", "walletBalance": n["wallet"], "unrealizedProfit": n["pnl"],
-                    "marginBalance": n["margin"], "availableBalance": n["margin"], "maxWithdrawAmount": n["wallet"],
-                    "crossWalletBalance": n["wallet"], "crossUnPnl": n["pnl"], "marginAvailable": True}],
-        "positions": [_position_row(p, True) for p in call.book.positions()],
-    }
-
-
-def _balance(call: Call) -> Any:
-    n = _account_numbers(call.book)
-    return [{"accountAlias": "SimAccount", "asset": "USDT", "balance": n["wallet"], "crossWalletBalance": n["wallet"],
-             "crossUnPnl": n["pnl"], "availableBalance": n["margin"], "maxWithdrawAmount": n["wallet"],
-             "marginAvailable": True, "updateTime": call.book.now_ms()}]
 
 
 def _open_orders(call: Call) -> Any:
@@ -269,7 +218,7 @@ def _batch_place(call: Call) -> Any:
             results.append({"code": -1130, "msg": "Data sent for parameter 'batchOrders' is not valid."})
             continue
         sub = Call(call.book, {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in item.items()},
-                   call.limits, call.fill_ratio, call.lock)
+                   call.limits, call.fill_ratio, call.lock, call.streams)
         try:
             results.append(place_order(sub))
         except SimBookError as exc:
@@ -313,8 +262,32 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("GET", "v3/positionRisk"): _position_risk_v3,
     ("GET", "v1/positionSide/dual"): _get_dual,
     ("POST", "v1/positionSide/dual"): _set_dual,
-    ("GET", "v2/account"): _account,
-    ("GET", "v3/balance"): _balance,
+    ("GET", "v2/account"): acct.account_v2,
+    ("GET", "v3/account"): acct.account_v3,
+    ("GET", "v2/balance"): acct.balance,
+    ("GET", "v3/balance"): acct.balance,
+    ("POST", "v1/leverage"): acct.set_leverage,
+    ("POST", "v1/marginType"): acct.set_margin_type,
+    ("GET", "v1/leverageBracket"): acct.leverage_bracket,
+    ("GET", "v1/commissionRate"): acct.commission_rate,
+    ("GET", "v1/multiAssetsMargin"): acct.get_multi_assets,
+    ("POST", "v1/multiAssetsMargin"): acct.set_multi_assets,
+    ("GET", "v1/openOrder"): acct.open_order,
+    ("GET", "v1/allOrders"): acct.all_orders,
+    ("GET", "v1/allAlgoOrders"): acct.all_algo_orders,
+    ("GET", "v1/userTrades"): acct.user_trades,
+    ("GET", "v1/income"): acct.income,
+    ("PUT", "v1/order"): acct.modify_order,
+    ("POST", "v1/listenKey"): acct.listen_key_post,
+    ("PUT", "v1/listenKey"): acct.listen_key_put,
+    ("DELETE", "v1/listenKey"): acct.listen_key_delete,
+    ("GET", "v1/premiumIndex"): mkt.premium_index,
+    ("GET", "v1/ticker/price"): mkt.ticker_price,
+    ("GET", "v2/ticker/price"): mkt.ticker_price,
+    ("GET", "v1/ticker/bookTicker"): mkt.book_ticker,
+    ("GET", "v1/ticker/24hr"): mkt.ticker_24hr,
+    ("GET", "v1/depth"): mkt.depth,
+    ("GET", "v1/klines"): mkt.klines,
     ("GET", "v1/openOrders"): _open_orders,
     ("GET", "v1/openAlgoOrders"): _open_algo_orders,
     ("GET", "v1/order"): _query_order,
@@ -345,14 +318,16 @@ def request_symbols(params: dict[str, str]) -> list[str]:
     return list(dict.fromkeys(symbols))
 
 
-def order_count(method: str, path: str, params: dict[str, str]) -> int:
-    """How many orders a request adds to the ORDERS counters."""
-    if (method, path) in (("POST", "v1/order"), ("POST", "v1/algoOrder")):
-        return 1
-    if (method, path) == ("POST", "v1/batchOrders"):
-        try:
-            items = json.loads(params.get("batchOrders") or "[]")
-        except ValueError:
-            return 1
-        return len(items) if isinstance(items, list) else 1
-    return 0
+#: (10 s, 1 min) ORDERS counter cost per Binance's docs: a batch counts 5 on the 10 s counter and 1 on
+#: the minute counter, whatever its size
+_ORDER_COUNTS: dict[tuple[str, str], tuple[int, int]] = {
+    ("POST", "v1/order"): (1, 1),
+    ("POST", "v1/algoOrder"): (1, 1),
+    ("PUT", "v1/order"): (1, 1),
+    ("POST", "v1/batchOrders"): (5, 1),
+}
+
+
+def order_count(method: str, path: str, params: dict[str, str]) -> tuple[int, int]:
+    """What a request adds to the (10 s, 1 min) ORDERS counters."""
+    return _ORDER_COUNTS.get((method, path), (0, 0))

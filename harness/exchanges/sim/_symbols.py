@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from ._num import decimals_of, fmt, to_decimal
+from ._num import decimals_of, fmt, is_multiple, to_decimal
 
 
 @dataclass(frozen=True)
@@ -32,20 +32,39 @@ class SymbolSpec:
     quote_asset: str = "USDT"
 
     def __post_init__(self) -> None:
-        if not self.symbol or not self.symbol.isalnum() or self.symbol.upper() != self.symbol:
+        if not isinstance(self.symbol, str) or not self.symbol or not self.symbol.isalnum() \
+                or self.symbol.upper() != self.symbol or not self.symbol.isascii():
             raise ValueError(f"symbol={self.symbol!r}: expected upper-case letters and digits such as 'BTCUSDT'")
-        for name in ("tick_size", "step_size", "min_qty", "max_qty", "market_max_qty", "min_notional", "mark_price"):
+        for name in ("tick_size", "step_size", "min_qty", "max_qty", "market_max_qty", "min_notional", "mark_price",
+                     "min_price", "max_price"):
             value = to_decimal(getattr(self, name), f"{self.symbol}.{name}")
             if value <= 0:
                 raise ValueError(f"{self.symbol}.{name}={value}: must be > 0")
             object.__setattr__(self, name, value)
+        for name in ("base_asset", "quote_asset"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or (value and not (value.isalnum() and value.isascii())):
+                raise ValueError(f"{self.symbol}.{name}={value!r}: expected an asset name such as 'USDT'")
+        if self.quote_asset != "USDT":
+            raise ValueError(f"{self.symbol}.quote_asset={self.quote_asset!r}: the simulator's account holds USDT "
+                             "only; allowed: 'USDT'")
+        if self.min_price > self.max_price:
+            raise ValueError(f"{self.symbol}: need min_price <= max_price, got {self.min_price} / {self.max_price}")
+        if not is_multiple(self.min_qty, self.step_size):
+            raise ValueError(f"{self.symbol}.min_qty={self.min_qty}: not a multiple of step_size {self.step_size}")
         if self.market_max_qty > self.max_qty or self.min_qty > self.market_max_qty:
             raise ValueError(
                 f"{self.symbol}: need min_qty <= market_max_qty <= max_qty, got "
                 f"{self.min_qty} / {self.market_max_qty} / {self.max_qty}"
             )
         if not self.base_asset:
-            object.__setattr__(self, "base_asset", self.symbol.removesuffix(self.quote_asset))
+            object.__setattr__(self, "base_asset", self.symbol.removesuffix(self.quote_asset) or self.symbol)
+
+    @property
+    def price_precision(self) -> int:
+        """Decimals of the tick as written (``0.10`` -> 2, as Binance's BTCUSDT ``pricePrecision``)."""
+        exponent = self.tick_size.as_tuple().exponent
+        return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
     def exchange_info(self) -> dict[str, Any]:
         """This symbol as one entry of ``GET /fapi/v1/exchangeInfo`` ``symbols``."""
@@ -59,14 +78,19 @@ class SymbolSpec:
             "baseAsset": self.base_asset,
             "quoteAsset": self.quote_asset,
             "marginAsset": self.quote_asset,
-            "pricePrecision": decimals_of(self.tick_size),
+            "maintMarginPercent": "2.5000",
+            "requiredMarginPercent": "5.0000",
+            "pricePrecision": self.price_precision,
             "quantityPrecision": decimals_of(self.step_size),
             "baseAssetPrecision": 8,
             "quotePrecision": 8,
             "underlyingType": "COIN",
+            "underlyingSubType": [],
+            "settlePlan": 0,
             "triggerProtect": "0.0500",
             "liquidationFee": "0.012500",
             "marketTakeBound": "0.05",
+            "maxMoveOrderLimit": 10000,
             "filters": [
                 {
                     "filterType": "PRICE_FILTER",
@@ -87,7 +111,6 @@ class SymbolSpec:
                     "stepSize": fmt(self.step_size),
                 },
                 {"filterType": "MAX_NUM_ORDERS", "limit": 200},
-                {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
                 {"filterType": "MIN_NOTIONAL", "notional": fmt(self.min_notional)},
                 {
                     "filterType": "PERCENT_PRICE",

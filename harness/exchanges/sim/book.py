@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import _checks as chk
+from . import _margin as mg
 from ._algo import AlgoDesk
 from ._models import CONDITIONAL_TYPES, AlgoOrder, Fill, Order, PositionState, SimBookError
 from ._num import ZERO, floor_to_step, is_multiple, to_decimal
@@ -27,6 +28,18 @@ from ._symbols import DEFAULT_SYMBOLS, SymbolSpec
 
 _ENTRY_PRICE_QUANTUM = Decimal("0.00000001")
 _FIRST_ORDER_ID = 4_000_000_001
+_FIRST_TRADE_ID = 700_000_001
+#: big enough for the positions and resting orders test setups seed at 20x; pass a smaller wallet to
+#: exercise -2019
+DEFAULT_WALLET_BALANCE = "100000"
+_MARGIN_TYPES = ("ISOLATED", "CROSSED")
+
+
+def _fee(value: str | Decimal, name: str) -> Decimal:
+    rate = to_decimal(value, name)
+    if not ZERO <= rate < Decimal("0.01"):
+        raise ValueError(f"{name}={value!r}: expected a commission rate in 0..0.01 such as '0.0004'")
+    return rate
 
 
 class SimBook:
@@ -36,19 +49,27 @@ class SimBook:
         self,
         symbols: Iterable[SymbolSpec | str] | None = None,
         *,
-        wallet_balance: str | Decimal = "10000",
+        wallet_balance: str | Decimal = DEFAULT_WALLET_BALANCE,
         clock: Callable[[], float] | None = None,
+        maker_fee: str | Decimal = "0",
+        taker_fee: str | Decimal = "0",
     ) -> None:
         self._lock = threading.RLock()
         self._clock = clock or time.time
         self._specs: dict[str, SymbolSpec] = {}
         defaults = {spec.symbol: spec for spec in DEFAULT_SYMBOLS}
-        for item in DEFAULT_SYMBOLS if symbols is None else symbols:
+        if isinstance(symbols, (str, bytes)) or (symbols is not None and not isinstance(symbols, Iterable)):
+            raise ValueError(f"symbols={symbols!r}: expected a list of SymbolSpec or default symbol names")
+        for index, item in enumerate(DEFAULT_SYMBOLS if symbols is None else symbols):
             if isinstance(item, str):
                 if item not in defaults:
                     raise ValueError(f"symbols: {item!r} is not a default symbol; allowed: {sorted(defaults)} "
                                      "or a SymbolSpec")
                 item = defaults[item]
+            if not isinstance(item, SymbolSpec):
+                raise ValueError(f"symbols[{index}]={item!r}: expected a SymbolSpec or a default symbol name")
+            if item.symbol in self._specs:
+                raise ValueError(f"symbols[{index}]: {item.symbol} is listed twice")
             self._specs[item.symbol] = item
         if not self._specs:
             raise ValueError("symbols: empty; give at least one symbol")
@@ -59,7 +80,14 @@ class SimBook:
         self._countdowns: dict[str, int] = {}
         self._hedge_mode = False
         self._wallet = to_decimal(wallet_balance, "wallet_balance")
+        self._maker_fee = _fee(maker_fee, "maker_fee")
+        self._taker_fee = _fee(taker_fee, "taker_fee")
         self._next_order_id = _FIRST_ORDER_ID
+        self._next_trade_id = _FIRST_TRADE_ID
+        self._leverage: dict[str, int] = dict.fromkeys(self._specs, mg.DEFAULT_LEVERAGE)
+        self._margin_type: dict[str, str] = dict.fromkeys(self._specs, "CROSSED")
+        self._multi_assets = False
+        self._paths: dict[str, tuple[int, int, tuple[Decimal, ...]]] = {}
         self._algo = AlgoDesk(self)
 
     # ----------------------------------------------------------------- market data
@@ -124,6 +152,125 @@ class SimBook:
 
     def set_wallet_balance(self, amount: str | Decimal) -> None:
         self._wallet = to_decimal(amount, "amount")
+
+    @property
+    def commission_rates(self) -> tuple[Decimal, Decimal]:
+        """(maker, taker) commission rates charged on fills."""
+        return self._maker_fee, self._taker_fee
+
+    def leverage(self, symbol: str) -> int:
+        with self._lock:
+            self.spec(symbol)
+            return self._leverage[symbol]
+
+    def set_leverage(self, symbol: str, leverage: int | str) -> int:
+        """``POST /fapi/v1/leverage``: 1..125 (-4028); -2027 when the open position exceeds the new cap."""
+        with self._lock:
+            self.spec(symbol)
+            value = mg.check_leverage(leverage)
+            held = sum((abs(self._leg(symbol, side)["position_amt"]) for side in ("BOTH", "LONG", "SHORT")), ZERO)
+            if held * self._marks[symbol] > mg.max_notional(value):
+                raise SimBookError(-2027, "Exceeded the maximum allowable position at current leverage.")
+            self._leverage[symbol] = value
+            return value
+
+    def margin_type(self, symbol: str) -> str:
+        """``CROSSED`` or ``ISOLATED``."""
+        with self._lock:
+            self.spec(symbol)
+            return self._margin_type[symbol]
+
+    def set_margin_type(self, symbol: str, margin_type: str) -> None:
+        """``POST /fapi/v1/marginType`` with Binance's refusals (-4046 unchanged, -4047 orders, -4048 position)."""
+        with self._lock:
+            self.spec(symbol)
+            kind = margin_type.upper() if isinstance(margin_type, str) else ""
+            if kind not in _MARGIN_TYPES:
+                raise SimBookError(-1130, "Data sent for parameter 'marginType' is not valid.")
+            if kind == self._margin_type[symbol]:
+                raise SimBookError(-4046, "No need to change margin type.")
+            if any(p["position_amt"] for p in self.positions([symbol])):
+                raise SimBookError(-4048, "Margin type cannot be changed if there exists position.")
+            if self.open_orders(symbol) or self.open_algo_orders(symbol):
+                raise SimBookError(-4047, "Margin type cannot be changed if there exists open orders.")
+            self._margin_type[symbol] = kind
+
+    @property
+    def multi_assets_margin(self) -> bool:
+        return self._multi_assets
+
+    def set_multi_assets_margin(self, enabled: bool) -> None:
+        """Multi-Assets mode is recorded only (the account holds USDT alone); -4171 when unchanged."""
+        with self._lock:
+            if bool(enabled) == self._multi_assets:
+                raise SimBookError(-4171, "Adjusted Multi-Assets mode is same as current mode.")
+            if enabled and "ISOLATED" in self._margin_type.values():
+                raise SimBookError(-4168, "Unable to adjust to Multi-Assets mode with symbols of USDⓈ-M Futures "
+                                          "under isolated-margin mode.")
+            self._multi_assets = bool(enabled)
+
+    def margins(self) -> dict[str, Decimal]:
+        """The account's totals: wallet, unrealized, position / open-order initial margin, maintenance, available."""
+        with self._lock:
+            position_im = maint = pnl = ZERO
+            for (symbol, side), state in self._positions.items():
+                if not state.amount:
+                    continue
+                leg = self._leg(symbol, side)
+                position_im += leg["initial_margin"]
+                maint += leg["maint_margin"]
+                pnl += leg["unrealized_pnl"]
+            order_im = sum((self._order_margin(o) for o in self._orders.values() if o.is_open), ZERO)
+            margin_balance = self._wallet + pnl
+            available = margin_balance - position_im - order_im
+            return {
+                "wallet": self._wallet, "unrealized_pnl": pnl, "margin_balance": margin_balance,
+                "position_initial_margin": position_im, "open_order_initial_margin": order_im,
+                "initial_margin": position_im + order_im, "maint_margin": maint, "available": available,
+                "max_withdraw": max(min(self._wallet, available), ZERO),
+            }
+
+    def available_balance(self) -> Decimal:
+        return self.margins()["available"]
+
+    # ----------------------------------------------------------------- price path (klines, 24 h ticker)
+    def set_price_path(self, symbol: str, closes: Iterable[str | Decimal], interval_ms: int = 60_000) -> list[Fill]:
+        """A deterministic mark-price history: ``closes[-1]`` is the candle now, earlier ones step back.
+
+        The mark moves to the last close (crossing orders fill). Klines and the 24 h ticker are read
+        from this path; before its start the first close holds, without a path the mark is flat.
+        """
+        if isinstance(interval_ms, bool) or not isinstance(interval_ms, int) or interval_ms < 1000:
+            raise ValueError(f"interval_ms={interval_ms!r}: expected whole milliseconds >= 1000")
+        values = tuple(to_decimal(c, f"closes[{i}]") for i, c in enumerate(closes))
+        if not values or any(v <= 0 for v in values):
+            raise ValueError(f"closes={list(closes)!r}: expected at least one price, every one > 0")
+        with self._lock:
+            self._require_symbol(symbol)
+            now = self.now_ms()
+            self._paths[symbol] = (now - now % interval_ms, interval_ms, values)
+            return self.set_mark_price(symbol, values[-1])
+
+    def path_prices(self, symbol: str, start_ms: int, end_ms: int) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+        """(first, last, high, low) of the mark-price path between two times (inclusive)."""
+        with self._lock:
+            mark = self.mark_price(symbol)
+            path = self._paths.get(symbol)
+            if path is None:
+                return mark, mark, mark, mark
+            anchor, step, closes = path
+            last = len(closes) - 1
+
+            def index(t: int) -> int:
+                return (t - anchor) // step + last
+
+            def value(i: int) -> Decimal:
+                return mark if i >= last else closes[max(i, 0)]
+
+            lo, hi = index(start_ms), index(end_ms)
+            seen = [value(lo), value(hi)]
+            seen += closes[max(lo, 0):max(min(hi, last), 0)]
+            return value(lo), value(hi), max(seen), min(seen)
 
     def set_position(
         self,
@@ -195,12 +342,15 @@ class SimBook:
         client_order_id: str | None = None,
         time_in_force: str | None = None,
         fill_ratio: Decimal | None = None,
+        margin_check: bool = True,
     ) -> Order:
         """Place a LIMIT or MARKET order (Binance rules); returns a copy of the order after matching.
 
         ``reduce_only=None`` means "not sent" (hedge mode refuses the parameter even when false).
         ``fill_ratio`` (0..1, from a partial-fill fault) caps the immediate execution; the rest of a
         MARKET order expires. A close never flips the position: it is capped at the position size.
+        An order that opens or adds exposure needs initial margin (-2019, -2027); ``margin_check=False``
+        skips that for test seeding.
         """
         with self._lock:
             spec = self.spec(symbol)
@@ -232,6 +382,8 @@ class SimBook:
             if capacity is None and qty * reference < spec.min_notional:
                 raise SimBookError(-4164, f"Order's notional must be no smaller than {spec.min_notional} "
                                           "(unless you choose reduce only).")
+            if capacity is None and margin_check:
+                self._check_margin(symbol, side, pos_side, qty, reference)
             order = self._new_order(spec, cid, side, kind, qty, limit, tif, reduce, pos_side)
             self._match_new(order, capacity, fill_ratio)
             return order.copy()
@@ -252,6 +404,32 @@ class SimBook:
             if not order.is_open:
                 raise SimBookError(-2011, "Unknown order sent.")
             self._close_order(order, "CANCELED")
+            return order.copy()
+
+    def modify_order(self, symbol: str, side: str, quantity: str | Decimal | None, price: str | Decimal | None,
+                     order_id: int | str | None = None, client_order_id: str | None = None) -> Order:
+        """``PUT /fapi/v1/order``: new price and quantity for an open LIMIT order (it may then fill).
+
+        -2013 when the order is not open, -5027 when nothing changes; a quantity at or below what
+        already executed cancels the order, as Binance does.
+        """
+        with self._lock:
+            spec = self.spec(symbol)
+            order = self._find(symbol, order_id, client_order_id, missing=-2013)
+            if not order.is_open:
+                raise SimBookError(-2013, "Order does not exist.")
+            if chk.check_side(side) != order.side:
+                raise SimBookError(-1130, "Data sent for parameter 'side' is not valid.")
+            qty = chk.check_quantity(spec, quantity, market=False)
+            limit = chk.check_price(spec, price)
+            if (qty, limit) == (order.orig_qty, order.price):
+                raise SimBookError(-5027, "No need to modify the order.")
+            if qty <= order.executed_qty:
+                self._close_order(order, "CANCELED")
+                return order.copy()
+            order.orig_qty, order.price, order.update_time = qty, limit, self.now_ms()
+            capacity = self.close_capacity(symbol, order.side, order.position_side, order.reduce_only)
+            self._match_new(order, capacity, None)
             return order.copy()
 
     def cancel_all(self, symbol: str) -> int:
@@ -298,6 +476,13 @@ class SimBook:
         with self._lock:
             self.spec(symbol)
             return self._algo.cancel_all(symbol)
+
+    def algo_orders(self, symbol: str | None = None) -> list[AlgoOrder]:
+        """Every algo order ever placed (any status), oldest first."""
+        with self._lock:
+            if symbol is not None:
+                self.spec(symbol)
+            return self._algo.all_orders(symbol)
 
     def open_algo_orders(self, symbol: str | None = None) -> list[AlgoOrder]:
         with self._lock:
@@ -354,6 +539,27 @@ class SimBook:
             return max(-self.position_amount(symbol, "SHORT"), ZERO)
         return None
 
+    def _check_margin(self, symbol: str, side: str, position_side: str, qty: Decimal, price: Decimal) -> None:
+        """-2027 / -2019 for an order that opens or adds exposure beyond the cap / the available balance."""
+        held = self.position_amount(symbol, position_side)
+        opening = mg.opening_quantity(held, side, qty) if position_side == "BOTH" else qty
+        if not opening:
+            return
+        leverage = self._leverage[symbol]
+        signed = qty if side == "BUY" else -qty
+        after = abs(held + signed) if position_side == "BOTH" else abs(held) + qty
+        if after * self._marks[symbol] > mg.max_notional(leverage):
+            raise SimBookError(-2027, "Exceeded the maximum allowable position at current leverage.")
+        if opening * price / leverage > self.available_balance():
+            raise SimBookError(-2019, "Margin is insufficient.")
+
+    def _order_margin(self, order: Order) -> Decimal:
+        if order.type != "LIMIT" or order.reduce_only:
+            return ZERO
+        if (order.side, order.position_side) in (("SELL", "LONG"), ("BUY", "SHORT")):
+            return ZERO
+        return (order.orig_qty - order.executed_qty) * order.price / self._leverage[order.symbol]
+
     def _require_symbol(self, symbol: str) -> SymbolSpec:
         if symbol not in self._specs:
             raise ValueError(f"symbol={symbol!r}: not traded here; allowed: {sorted(self._specs)}")
@@ -362,6 +568,8 @@ class SimBook:
     def _leg(self, symbol: str, side: str) -> dict[str, Any]:
         state = self._positions.get((symbol, side)) or PositionState()
         mark = self._marks[symbol]
+        leverage = self._leverage[symbol]
+        notional = state.amount * mark
         return {
             "symbol": symbol,
             "position_amt": state.amount,
@@ -370,6 +578,12 @@ class SimBook:
             "entry_price": state.entry_price,
             "unrealized_pnl": (mark - state.entry_price) * state.amount if state.amount else ZERO,
             "update_time": state.update_time,
+            "notional": notional,
+            "leverage": leverage,
+            "isolated": self._margin_type[symbol] == "ISOLATED",
+            "initial_margin": abs(notional) / leverage,
+            "maint_margin": mg.maint_margin(notional),
+            "max_notional": mg.max_notional(leverage),
         }
 
     def _new_client_id(self, client_order_id: str | None) -> str:
@@ -428,10 +642,10 @@ class SimBook:
             capacity = self.close_capacity(symbol, order.side, order.position_side, order.reduce_only)
             qty = remaining if capacity is None else min(remaining, capacity)
             if qty > 0:
-                self._apply_fill(order, qty, order.price)
+                self._apply_fill(order, qty, order.price, maker=True)
             self._close_order(order, "FILLED" if order.executed_qty == order.orig_qty else "EXPIRED")
 
-    def _apply_fill(self, order: Order, qty: Decimal, price: Decimal) -> None:
+    def _apply_fill(self, order: Order, qty: Decimal, price: Decimal, *, maker: bool = False) -> None:
         state = self._positions.setdefault((order.symbol, order.position_side), PositionState())
         signed = qty if order.side == "BUY" else -qty
         old, new = state.amount, state.amount + signed
@@ -448,15 +662,17 @@ class SimBook:
         now = self.now_ms()
         state.amount, state.update_time = new, now
         state.realized_pnl += realized
-        self._wallet += realized
+        commission = qty * price * (self._maker_fee if maker else self._taker_fee)
+        self._wallet += realized - commission
         order.executed_qty += qty
         order.cum_quote += qty * price
         order.update_time = now
         self._fills.append(Fill(
             symbol=order.symbol, side=order.side, qty=qty, price=price, reduce_only=order.reduce_only,
             position_side=order.position_side, client_order_id=order.client_order_id, order_id=order.order_id,
-            time=now, realized_pnl=realized,
+            time=now, realized_pnl=realized, trade_id=self._next_trade_id, commission=commission, maker=maker,
         ))
+        self._next_trade_id += 1
 
     def _close_order(self, order: Order, status: str) -> None:
         order.status = status

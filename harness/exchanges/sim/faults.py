@@ -59,7 +59,7 @@ _DEFAULT_MSG: dict[int, str] = {
     -1003: "Too many requests; current request has limited.",
     -1006: UNKNOWN_ERROR,
     -1007: TIMEOUT_UNKNOWN,
-    -1008: "Request throttled by system-level protection. Reduce-only/close-position orders are exempt.",
+    -1008: "Server is currently overloaded with other requests. Please try again.",
     -1021: "Timestamp for this request is outside of the recvWindow.",
     -1022: "Signature for this request is not valid.",
     -1121: "Invalid symbol.",
@@ -137,7 +137,7 @@ class FaultRule:
         if self.kind == "error":
             if self.status is None and self.code is None:
                 raise ConfigError("status", None, "error needs an HTTP status, a Binance code, or both")
-            status = self.status or (429 if self.code == -1003 else 503 if self.code in (-1006, -1007) else 400)
+            status = self.status or (429 if self.code == -1003 else 503 if self.code in (-1006, -1007, -1008) else 400)
             set_(self, "status", status)
             if self.msg is None:
                 default = SERVICE_UNAVAILABLE if status == 503 else f"HTTP {status}"

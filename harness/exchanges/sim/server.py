@@ -30,6 +30,7 @@ from harness.core.errors import ConfigError
 from ._http import HttpFace, HttpSettings, RequestRecord
 from ._models import Fill
 from ._ratelimit import RateLimiter, RateLimits
+from ._routes_account import ListenKeys
 from .book import SimBook
 from .faults import FaultPlan
 
@@ -80,6 +81,7 @@ class BinanceSimulator:
         self.api_secret = api_secret or secrets.token_hex(32)
         self.recv_window_max = recv_window_max
         self._limiter = RateLimiter(RateLimits.coerce(rate_limits))
+        self.listen_keys = ListenKeys(self.book)
         self._requested_port = port
         self._port: int | None = None
         self._log_lock = threading.Lock()
@@ -181,7 +183,7 @@ class BinanceSimulator:
 
     async def _startup(self) -> None:
         settings = HttpSettings(self.book, self.faults, self._limiter, self.api_key, self.api_secret,
-                                self.recv_window_max, self._record)
+                                self.recv_window_max, self._record, self.listen_keys)
         runner = web.AppRunner(HttpFace(settings).app(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
                                handler_cancellation=True)
         await runner.setup()
@@ -235,7 +237,9 @@ class BinanceSimulator:
 
     def place_order(self, symbol: str, side: str, order_type: str, quantity: str | Decimal | None = None,
                     price: str | Decimal | None = None, **kwargs: Any) -> dict[str, Any]:
-        """Seed an order straight into the book (no HTTP, no rate limit); Binance's JSON back."""
+        """Seed an order straight into the book (no HTTP, no rate limit, no margin check unless
+        ``margin_check=True``); Binance's JSON back."""
+        kwargs.setdefault("margin_check", False)
         return self.book.place_order(symbol, side, order_type, quantity, price, **kwargs).to_api()
 
     def place_algo_order(self, symbol: str, side: str, order_type: str, **kwargs: Any) -> dict[str, Any]:

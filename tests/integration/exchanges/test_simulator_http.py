@@ -98,8 +98,9 @@ class TestPositions:
         (row,) = await aclient.futures_position_information()
         assert (row["symbol"], row["positionAmt"]) == ("SOLUSDT", "12")
         balance = await aclient.futures_account_balance()
-        assert balance[0]["asset"] == "USDT" and Decimal(balance[0]["balance"]) == Decimal("10000")
-        assert (await aclient.futures_account())["totalWalletBalance"] == "10000"
+        wallet = sim.book.wallet_balance
+        assert balance[0]["asset"] == "USDT" and Decimal(balance[0]["balance"]) == wallet
+        assert Decimal((await aclient.futures_account())["totalWalletBalance"]) == wallet
 
 
 class TestOrders:
@@ -107,13 +108,13 @@ class TestOrders:
                                                               client: Client) -> None:
         sim.set_position("BTCUSDT", "0.500")
         placed = client.futures_create_order(symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.500",
-                                             reduceOnly="true", newClientOrderId="lq:run/1",
+                                             reduceOnly="true", newClientOrderId="lq-run.1",
                                              newOrderRespType="RESULT")
         assert (placed["status"], placed["executedQty"]) == ("FILLED", "0.500")
-        queried = client.futures_get_order(symbol="BTCUSDT", origClientOrderId="lq:run/1")
+        queried = client.futures_get_order(symbol="BTCUSDT", origClientOrderId="lq-run.1")
         assert queried["orderId"] == placed["orderId"]
         assert sim.book.positions() == []
-        assert [(f.client_order_id, f.reduce_only) for f in sim.fill_log] == [("lq:run/1", True)]
+        assert [(f.client_order_id, f.reduce_only) for f in sim.fill_log] == [("lq-run.1", True)]
 
     def test_ack_response_reports_new_even_when_the_market_order_filled(self, sim: BinanceSimulator,
                                                                        client: Client) -> None:

@@ -23,7 +23,7 @@ class FakeClock:
 
 @pytest.fixture
 def book() -> SimBook:
-    return SimBook()
+    return SimBook(wallet_balance="10000")
 
 
 def rejects(code: int) -> pytest.RaisesContext:
@@ -105,7 +105,8 @@ class TestMarketOrders:
         with rejects(-4004):
             SimBook([spec]).place_order("FOOUSDT", "BUY", "MARKET", "0.005")
 
-    def test_limit_order_may_exceed_the_market_max_quantity(self, book: SimBook) -> None:
+    def test_limit_order_may_exceed_the_market_max_quantity(self) -> None:
+        book = SimBook(wallet_balance="2000000")  # 500 BTC at 20x needs 1.25M USDT of initial margin
         order = book.place_order("BTCUSDT", "BUY", "LIMIT", "500", "50000.0", time_in_force="GTC")
         assert order.status == "NEW"
 
