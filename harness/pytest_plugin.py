@@ -136,6 +136,8 @@ def resolve_run_target(config: pytest.Config) -> RunTarget:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "checklist(item_id): the deployment-checklist item this test verifies (harness.checklist ids)")
     config.addinivalue_line("markers", "allure_label: allure label marker")  # registered by allure-pytest too; strict-markers safe without it
+    config.addinivalue_line("markers", "slow: long chaos / soak runs; deselected unless --run-slow is given")
+    config.addinivalue_line("markers", "places_orders: the scenario places or cancels orders on the target exchange")
     config.addinivalue_line("markers", "reference_bot: checks harness.bot in-process; deselected when --bot-cmd names another bot")
     config.stash[TARGET_KEY] = resolve_run_target(config)
     config.stash[BOT_KEY] = resolve_bot_under_test(config)
