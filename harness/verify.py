@@ -85,13 +85,14 @@ def suites_to_run(bot: BotUnderTest, bot_given: bool, order_manager: str | None)
     return [str(tests), scenarios], ["project test suite (tests/)", *names]
 
 
-def out_of_scope(bot_given: bool, order_manager: str | None) -> tuple[str, ...]:
-    """Checklist items the suites that run cannot judge (listed in the report, not blocking): with a
-    bot under test or without this project's tests/ at hand (installed use)."""
-    if not bot_given and project_tests_dir() is not None:
+def out_of_scope(spec: BotUnderTest, order_manager: str | None) -> tuple[str, ...]:
+    """Checklist items the suites that run cannot judge (listed in the report, not blocking): the
+    project's own tests with a bot under test or without tests/ at hand (installed use); the
+    in-process order-manager checks for a bot other than harness.bot without --order-manager."""
+    if not spec.command and project_tests_dir() is not None:
         return ()
     items = PROJECT_SUITE_ITEMS
-    if bot_given and not order_manager:
+    if not spec.is_reference and not order_manager:
         items += ORDER_MANAGER_ITEMS
     return items
 
@@ -200,7 +201,7 @@ def verify_command(testnet: bool, environment: str | None, exchange_url: str | N
         run_paths, suites = suites_to_run(spec, bot_given, order_manager)
         pytest_args = (*(f"-o{setting}" for setting in SCENARIO_INI), *pytest_args)
     pytest_args = (*bot_pytest_args(bot, order_manager), *pytest_args)
-    not_judged = out_of_scope(bot_given, order_manager)
+    not_judged = out_of_scope(spec, order_manager)
     bot_line = describe_bot_under_test(spec)
     report_env = environment or os.environ.get("TRADING_ENV") or "production"
     try:
