@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import signal
 import subprocess
@@ -112,8 +113,6 @@ def test_the_bot_gets_the_contract_environment_and_nothing_else(tmp_path: Path, 
                      env={"BINANCE_TESTNET_API_KEY": "k", "BINANCE_TESTNET_API_SECRET": "s"},
                      spec=tiny_bot(code, marker), config={"timeout_seconds": 1.0, "cancel_orders": False}, rollback=True)
     run = bot.start(timeout=10).stop(timeout=10)
-    import json
-
     seen = json.loads(run.stdout.split("READY ", 1)[1].splitlines()[0])
     assert seen["LIQUIDATION_EXCHANGE_URL"] == "http://127.0.0.1:9"
     assert seen["LIQUIDATION_LOG_DIR"] == str(tmp_path / "logs") and seen["TRADING_ENV"] == "testnet"
