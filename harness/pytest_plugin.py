@@ -6,6 +6,13 @@ Options (one group, each with an ini twin):
   --exchange-url     an exchange root URL instead of the embedded exchange
   --symbols          symbols scenarios trade (comma-separated)
   --run-slow         also run tests marked ``slow`` (chaos, soak)
+  --bot-cmd, --bot-cwd, --bot-ready, --bot-ready-timeout, --bot-stop-signal, --bot-metrics-url
+                     the bot under test (``harness.testkit.BotUnderTest``, fixture ``bot_under_test``;
+                     default ``python -m harness.bot``). With another bot, tests marked
+                     ``reference_bot`` (in-process checks of harness.bot) are deselected.
+
+Installed, the plugin loads through its ``pytest11`` entry point (named ``harness.pytest_plugin``, so
+the checkout's root conftest naming the same module does not register it twice).
 
 Default target: the embedded Binance-compatible exchange, one per test on a free loopback port.
 With --testnet and no keys the run stops with a usage error naming the variables. When the target
@@ -26,10 +33,22 @@ import pytest
 from harness.checklist import CHECKLIST_LABEL, EPIC, item as checklist_item
 from harness.core.errors import ConfigError
 from harness.exchanges.target import TESTNET_KEY_VARS, Target, credentials, resolve_target
+from harness.testkit.botproc import BotUnderTest
 
 DEFAULT_SCENARIO_SYMBOLS = "BTCUSDT,ETHUSDT,BNBUSDT"
 PRODUCTION_SKIP_REASON = "target is PRODUCTION: order-placing scenarios never run against production (non-disruptive checks only)"
 TARGET_KEY = pytest.StashKey["RunTarget"]()
+BOT_KEY = pytest.StashKey[BotUnderTest]()
+#: (option, ini name, help) of the bot under test; the ini twin is the option's name with underscores
+BOT_OPTIONS = (
+    ("--bot-cmd", "bot_cmd", "the bot under test: a command line (shlex-split, no shell; default python -m harness.bot)"),
+    ("--bot-cwd", "bot_cwd", "directory the bot under test starts in (default: the current directory)"),
+    ("--bot-ready", "bot_ready", "how the bot says it is ready: a stdout prefix (default READY; the bot.ready file "
+                                 "and, on the embedded exchange, its first signed request count too), stdout:PREFIX, file or request"),
+    ("--bot-ready-timeout", "bot_ready_timeout", "seconds the bot has to become ready (default 30)"),
+    ("--bot-stop-signal", "bot_stop_signal", "the signal that stops the bot (default SIGTERM)"),
+    ("--bot-metrics-url", "bot_metrics_url", "the bot's Prometheus endpoint, read for the metrics checks"),
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +95,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("exchange_url", "exchange root URL to test against", default="")
     parser.addini("symbols", "symbols scenarios trade", default="")
     parser.addini("run_slow", "also run tests marked slow", type="bool", default=False)
+    for option, ini, text in BOT_OPTIONS:
+        group.addoption(option, action="store", default=None, dest=ini, help=text)
+        parser.addini(ini, text, default="")
+
+
+def resolve_bot_under_test(config: pytest.Config) -> BotUnderTest:
+    """The --bot-* options (or their ini twins) as a BotUnderTest; a bad value is a usage error naming it."""
+    values = {ini: _option(config, ini, ini) or None for _, ini, _ in BOT_OPTIONS}
+    try:
+        return BotUnderTest.from_options(cmd=values["bot_cmd"], cwd=values["bot_cwd"], ready=values["bot_ready"],
+                                         ready_timeout=values["bot_ready_timeout"], stop_signal=values["bot_stop_signal"],
+                                         metrics_url=values["bot_metrics_url"])
+    except ConfigError as exc:
+        raise pytest.UsageError(f"liquidation-harness: {exc}") from None
 
 
 def resolve_run_target(config: pytest.Config) -> RunTarget:
@@ -103,7 +136,11 @@ def resolve_run_target(config: pytest.Config) -> RunTarget:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "checklist(item_id): the deployment-checklist item this test verifies (harness.checklist ids)")
     config.addinivalue_line("markers", "allure_label: allure label marker")  # registered by allure-pytest too; strict-markers safe without it
+    config.addinivalue_line("markers", "slow: long chaos / soak runs; deselected unless --run-slow is given")
+    config.addinivalue_line("markers", "places_orders: the scenario places or cancels orders on the target exchange")
+    config.addinivalue_line("markers", "reference_bot: checks harness.bot in-process; deselected when --bot-cmd names another bot")
     config.stash[TARGET_KEY] = resolve_run_target(config)
+    config.stash[BOT_KEY] = resolve_bot_under_test(config)
 
 
 def checklist_marks(item_id: str) -> list[pytest.MarkDecorator]:
@@ -121,13 +158,20 @@ def checklist_marks(item_id: str) -> list[pytest.MarkDecorator]:
 
 def pytest_report_header(config: pytest.Config) -> str:
     run = config.stash[TARGET_KEY]
-    return f"liquidation-harness target: {run.describe()}, environment={run.environment}, symbols={','.join(run.symbols)}"
+    bot = config.stash[BOT_KEY]
+    return [f"liquidation-harness target: {run.describe()}, environment={run.environment}, symbols={','.join(run.symbols)}",
+            f"liquidation-harness bot under test: {bot.describe()} (cwd {bot.cwd or Path.cwd()})"]
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     run = config.stash[TARGET_KEY]
     run_slow = bool(_option(config, "run_slow", "run_slow"))
+    if not config.stash[BOT_KEY].is_reference:
+        deselected = [item for item in items if item.get_closest_marker("reference_bot")]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = [item for item in items if not item.get_closest_marker("reference_bot")]
     for item in items:
         for marker in item.iter_markers("checklist"):
             try:
@@ -148,6 +192,12 @@ def run_target(pytestconfig: pytest.Config) -> RunTarget:
     return pytestconfig.stash[TARGET_KEY]
 
 
+@pytest.fixture(scope="session")
+def bot_under_test(pytestconfig: pytest.Config) -> BotUnderTest:
+    """The bot the scenarios judge (--bot-cmd ...; default python -m harness.bot)."""
+    return pytestconfig.stash[BOT_KEY]
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Write Allure's environment.properties, executor.json and categories.json next to the results."""
     alluredir = getattr(session.config.option, "allure_report_dir", None)
@@ -165,6 +215,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "Python": platform.python_version(),
         "Platform": platform.platform(),
         "Harness.Version": __version__,
+        "Bot.Command": session.config.stash[BOT_KEY].describe(),
     }
     (out / "environment.properties").write_text("".join(f"{k}={v}\n" for k, v in properties.items()), encoding="utf-8")
     executor = {"name": "liquidation-harness", "type": "pytest", "buildName": os.environ.get("BUILD_NAME", "local run"),

@@ -1,8 +1,12 @@
-"""Fixtures for the checklist scenarios: the target exchange, its account, and bot subprocesses.
+"""Fixtures for the checklist scenarios: the target exchange, its account, and the bot under test.
 
 ``exchange`` is the embedded Binance-compatible exchange (one per test, free loopback port, so
 scenarios run in parallel under pytest-xdist) or, with --testnet, Binance futures testnet. Every
 order-placing scenario flattens the account afterwards, also when it fails.
+
+``exchange.bot(...)`` starts the bot under test (``--bot-cmd`` ..., default ``python -m harness.bot``)
+under the bot-under-test contract (``harness.testkit.botproc``): the scenario's configuration goes in
+as ``LIQUIDATION_<FIELD>`` variables, the rollback switch as ``EMERGENCY_LIQUIDATION_DISABLED=true``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 import pytest
 
 from harness.pytest_plugin import PRODUCTION_SKIP_REASON, RunTarget
-from harness.testkit import BotProcess, ExchangeAccount
+from harness.testkit import BotProcess, BotUnderTest, ExchangeAccount
 
 
 @dataclass
@@ -29,6 +33,8 @@ class Exchange:
     account: ExchangeAccount
     sim: Any = None  # the BinanceSimulator when embedded (control API: faults, request log)
     bots: list[BotProcess] = field(default_factory=list)
+    spec: BotUnderTest = field(default_factory=BotUnderTest)
+    environment: str = "testnet"  # TRADING_ENV of the bot: the testnet profile on every non-production target
 
     @property
     def embedded(self) -> bool:
@@ -38,16 +44,24 @@ class Exchange:
         key_var, secret_var = self.account.target.key_vars  # the variables the bot reads for this target
         return {key_var: self.api_key, secret_var: self.api_secret}
 
-    def bot(self, log_dir: Path, symbols: list[str], *, env: dict[str, str] | None = None,
-            args: list[str] | None = None) -> BotProcess:
-        process = BotProcess(log_dir, exchange_url=self.base_url, testnet=self.testnet and not self.base_url,
-                             symbols=symbols, env={**self.bot_env(), **(env or {})}, args=args)
+    def bot(self, log_dir: Path, symbols: list[str] | None, *, env: dict[str, str] | None = None,
+            config: dict[str, Any] | None = None, rollback: bool = False) -> BotProcess:
+        """The bot under test for this exchange, scoped to ``symbols`` (None: the whole account)."""
+        process = BotProcess(log_dir, exchange_url=self.base_url, symbols=symbols, env={**self.bot_env(), **(env or {})},
+                             environment=self.environment, spec=self.spec, config=config, rollback=rollback)
         self.bots.append(process)
         return process
 
+    def start(self, bot: BotProcess) -> BotProcess:
+        """Start ``bot`` and wait until it is ready; on the embedded exchange its first signed request counts."""
+        if self.sim is None:
+            return bot.start()
+        marker = len(self.sim.request_log)
+        return bot.start(request_seen=lambda: any("timestamp" in r.params for r in self.sim.request_log[marker:]))
+
 
 @pytest.fixture
-def exchange(run_target: RunTarget) -> Iterator[Exchange]:
+def exchange(run_target: RunTarget, bot_under_test: BotUnderTest) -> Iterator[Exchange]:
     """The target exchange for one scenario, flattened on teardown."""
     if run_target.is_production:
         pytest.skip(PRODUCTION_SKIP_REASON)
@@ -56,14 +70,16 @@ def exchange(run_target: RunTarget) -> Iterator[Exchange]:
 
         with BinanceSimulator() as sim:
             account = ExchangeAccount(sim.api_key, sim.api_secret, base_url=sim.base_url)
-            yield from _with_cleanup(Exchange(sim.base_url, False, sim.api_key, sim.api_secret, account, sim), run_target)
+            yield from _with_cleanup(Exchange(sim.base_url, False, sim.api_key, sim.api_secret, account, sim,
+                                              spec=bot_under_test), run_target)
         return
     assert run_target.target is not None
     if not (run_target.api_key and run_target.api_secret):
         pytest.fail(f"{run_target.describe()} needs {' and '.join(run_target.target.key_vars)}")
     account = ExchangeAccount(run_target.api_key, run_target.api_secret, target=run_target.target)
     yield from _with_cleanup(
-        Exchange(run_target.target.root_url, True, run_target.api_key, run_target.api_secret, account), run_target
+        Exchange(run_target.target.root_url, True, run_target.api_key, run_target.api_secret, account,
+                 spec=bot_under_test), run_target
     )
 
 
@@ -83,13 +99,7 @@ def _with_cleanup(exchange: Exchange, run_target: RunTarget) -> Iterator[Exchang
 
 
 def _extra_symbols(exchange: Exchange) -> list[str]:
-    return sorted({s for bot in exchange.bots for s in _bot_symbols(bot)})
-
-
-def _bot_symbols(bot: BotProcess) -> list[str]:
-    if "--symbols" in bot.command:
-        return [s for s in bot.command[bot.command.index("--symbols") + 1].split(",") if s.isalnum()]
-    return []
+    return sorted({s for bot in exchange.bots for s in bot.symbols if s.isalnum()})
 
 
 @pytest.fixture

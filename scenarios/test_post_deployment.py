@@ -26,9 +26,12 @@ import pytest
 from harness.bot import TradingBot, configure_logging
 from harness.bot.metrics_server import METRIC_NAMES
 from harness.pytest_plugin import RunTarget
+from harness.testkit import BotUnderTest
 
 REPO = Path(__file__).resolve().parent.parent
-MONITORING = REPO / "monitoring"
+#: the project's monitoring files: monitoring/ in a checkout, shipped beside the scenarios when installed
+MONITORING = next((p for p in (REPO / "monitoring", Path(__file__).resolve().parent / "monitoring") if p.is_dir()),
+                  REPO / "monitoring")
 METRICS_ONE_LINER = ("from harness.bot import TradingBot; bot = TradingBot(); bot.initialize(); import json; "
                      "print(json.dumps(bot.liquidation_manager.get_metrics(), indent=2))")
 STATES = ("COMPLETED", "PARTIAL", "FAILED", "SKIPPED")
@@ -143,6 +146,7 @@ async def build_bot(request: pytest.FixtureRequest, run_target: RunTarget, symbo
 
 
 # -- Verification Steps ------------------------------------------------------------------------
+@pytest.mark.reference_bot
 @pytest.mark.checklist("post.manager")
 def test_liquidation_manager_initialized_successfully(build_bot: Callable[[], TradingBot], trading_log: Path) -> None:
     bot = build_bot()
@@ -158,6 +162,7 @@ def test_liquidation_manager_initialized_successfully(build_bot: Callable[[], Tr
         "trading.log has no 'liquidation manager initialized' line: the component does not show as active")
 
 
+@pytest.mark.reference_bot
 @pytest.mark.checklist("post.metrics")
 def test_metrics_returned_with_every_field(build_bot: Callable[[], TradingBot]) -> None:
     bot = build_bot()
@@ -170,6 +175,7 @@ def test_metrics_returned_with_every_field(build_bot: Callable[[], TradingBot]) 
         f"a freshly deployed bot reports executions: {metrics['total_executions']}, in_progress={metrics['in_progress']}")
 
 
+@pytest.mark.reference_bot
 @pytest.mark.checklist("post.metrics")
 def test_checklist_metrics_command_prints_valid_json(run_target: RunTarget, tmp_path: Path) -> None:
     """The checklist's metrics one-liner, run as a user runs it (no keys: nothing reaches an exchange)."""
@@ -187,6 +193,7 @@ def test_checklist_metrics_command_prints_valid_json(run_target: RunTarget, tmp_
     assert not problems, f"metrics one-liner printed incomplete or invalid metrics: {problems}"
 
 
+@pytest.mark.reference_bot
 @pytest.mark.checklist("post.audit")
 def test_audit_log_written_in_the_log_dir(build_bot: Callable[[], TradingBot], log_dir: Path) -> None:
     started = time.time()
@@ -204,6 +211,7 @@ def test_audit_log_written_in_the_log_dir(build_bot: Callable[[], TradingBot], l
     assert os.access(path, os.W_OK), f"{path} is not writable by the bot's user"
 
 
+@pytest.mark.reference_bot
 @pytest.mark.parametrize(("rollback", "expect_critical"), [
     pytest.param(None, False, id="sound-configuration", marks=pytest.mark.checklist("post.no_critical")),
     pytest.param("true", True, id="negative-control-rollback-switch-on", marks=pytest.mark.checklist("post.no_critical")),
@@ -224,6 +232,16 @@ def test_no_critical_warnings_in_trading_log(build_bot: Callable[[], TradingBot]
 
 
 # -- Monitoring Setup --------------------------------------------------------------------------
+@pytest.fixture
+def monitoring_dir(bot_under_test: BotUnderTest) -> Path:
+    """The deployment's monitoring files: ``monitoring/`` in the bot's directory; for harness.bot
+    without one there, the project's own (the reference bot's monitoring)."""
+    own = (bot_under_test.cwd or Path.cwd()) / "monitoring"
+    if own.is_dir() or not bot_under_test.is_reference:
+        return own
+    return MONITORING
+
+
 @dataclass(frozen=True)
 class Wanted:
     """What a checklist alert or panel must look like: a name/title and the metric expression."""
@@ -288,8 +306,8 @@ ALERTS = [
 
 
 @pytest.mark.parametrize("wanted", ALERTS)
-def test_monitoring_alert_configured(wanted: Wanted) -> None:
-    path = MONITORING / "alerts.yml"
+def test_monitoring_alert_configured(wanted: Wanted, monitoring_dir: Path) -> None:
+    path = monitoring_dir / "alerts.yml"
     assert path.is_file(), f"{path} does not exist: no alerts are configured"
     rules = load_alert_rules(path)
     allure.attach(json.dumps(rules, indent=2), name="alert rules in alerts.yml", attachment_type=allure.attachment_type.JSON)
@@ -320,8 +338,8 @@ PANELS = [
 
 
 @pytest.mark.parametrize("wanted", PANELS)
-def test_dashboard_has_panel(wanted: Wanted) -> None:
-    path = MONITORING / "dashboard.json"
+def test_dashboard_has_panel(wanted: Wanted, monitoring_dir: Path) -> None:
+    path = monitoring_dir / "dashboard.json"
     assert path.is_file(), f"{path} does not exist: no liquidation dashboard"
     try:
         dashboard = json.loads(path.read_text(encoding="utf-8"))

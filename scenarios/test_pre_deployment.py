@@ -36,6 +36,8 @@ from harness.pytest_plugin import RunTarget
 
 REPO = Path(__file__).resolve().parent.parent
 VALIDATE_SCRIPT = REPO / "scripts" / "validate_liquidation_config.py"
+#: the checklist's command in a checkout; installed (no scripts/), the same command through the package
+VALIDATE_ARGV = [str(VALIDATE_SCRIPT)] if VALIDATE_SCRIPT.is_file() else ["-m", "harness.cli", "validate"]
 ENVIRONMENTS = [pytest.param(name, id=name) for name in ("production", "testnet", "high-latency")]
 # The checklist's numbers, independent of the engine's own constants.
 SWITCHES = ("emergency_liquidation", "close_positions", "cancel_orders")
@@ -81,8 +83,10 @@ class Validation:
 
 
 def run_validate(environment: str, strict: bool) -> Validation:
-    args = [sys.executable, str(VALIDATE_SCRIPT), f"--env={environment}", "--json", *(["--strict"] if strict else [])]
-    command = " ".join(["python", "scripts/validate_liquidation_config.py", *args[2:]])
+    options = [f"--env={environment}", "--json", *(["--strict"] if strict else [])]
+    args = [sys.executable, *VALIDATE_ARGV, *options]
+    shown = "scripts/validate_liquidation_config.py" if VALIDATE_SCRIPT.is_file() else "-m harness.cli validate"
+    command = " ".join(["python", shown, *options])
     proc = subprocess.run(args, capture_output=True, text=True, env=isolated_env(environment), cwd=REPO, timeout=60)
     if proc.returncode == 2 or not proc.stdout.strip():
         pytest.fail(f"`{command}` could not read the {environment} configuration (exit {proc.returncode}): "
@@ -277,6 +281,7 @@ async def deployed_bot(request: pytest.FixtureRequest, run_target: RunTarget, sy
             bot.audit_logger.close()
 
 
+@pytest.mark.reference_bot
 @pytest.mark.checklist("pre.deps.order_manager")
 def test_order_manager_exists_in_the_trading_bot(deployed_bot: TradingBot, run_target: RunTarget) -> None:
     om = deployed_bot.order_manager
@@ -291,6 +296,7 @@ def test_order_manager_exists_in_the_trading_bot(deployed_bot: TradingBot, run_t
     assert isinstance(om, BinanceFuturesOrderManager), f"unexpected order manager {type(om).__name__}"
 
 
+@pytest.mark.reference_bot
 @pytest.mark.checklist("pre.deps.order_manager")
 async def test_order_manager_is_connected_to_the_exchange_api(
         exchange: Any, symbols: list[str], log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -319,6 +325,7 @@ async def test_order_manager_is_connected_to_the_exchange_api(
         assert not writes, f"the connectivity check wrote to the exchange: {writes}"
 
 
+@pytest.mark.reference_bot
 @pytest.mark.checklist("pre.deps.methods")
 def test_required_methods_on_the_order_manager_in_use(deployed_bot: TradingBot) -> None:
     om = deployed_bot.order_manager
@@ -354,6 +361,7 @@ def test_method_check_rejects_a_wrong_order_manager() -> None:
     assert not isinstance(_WrongOrderManager(), OrderExecutionManager), "protocol check accepted a manager without a close"
 
 
+@pytest.mark.reference_bot
 @pytest.mark.checklist("pre.deps.audit_logger")
 def test_audit_logger_initialized_with_the_checklist_event_types(deployed_bot: TradingBot, log_dir: Path) -> None:
     audit = deployed_bot.audit_logger
@@ -371,6 +379,7 @@ def _touch_and_remove(directory: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["sh", "-c", script, "sh", str(directory)], capture_output=True, text=True, timeout=30)
 
 
+@pytest.mark.reference_bot
 @pytest.mark.checklist("pre.deps.audit_dir")
 def test_audit_trail_directory_writable(deployed_bot: TradingBot) -> None:
     assert deployed_bot.audit_logger is not None, "initialize() left the bot without an audit logger"
@@ -381,6 +390,7 @@ def test_audit_trail_directory_writable(deployed_bot: TradingBot) -> None:
     assert not (directory / "test.txt").exists(), f"{directory}/test.txt was not removed"
 
 
+@pytest.mark.reference_bot
 @pytest.mark.checklist("pre.deps.audit_dir")
 def test_unwritable_audit_directory_is_detected(tmp_path: Path, symbols: list[str]) -> None:
     """Negative control: a log dir under a regular file fails both the shell check and the bot's start-up."""

@@ -12,7 +12,7 @@ import pytest
 
 from harness.exchanges.sim import BinanceSimulator
 from harness.exchanges.target import TESTNET_KEY_VARS
-from harness.testkit import BotProcess, ExchangeAccount
+from harness.testkit import BotContractError, BotProcess, ExchangeAccount
 
 pytest_plugins = ["pytester"]
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
@@ -86,7 +86,7 @@ class TestBotShutdown:
 
     def test_bad_configuration_exits_two_naming_the_field(self, sim: BinanceSimulator, tmp_path: Path) -> None:
         bot = bot_for(sim, tmp_path, env={"LIQUIDATION_TIMEOUT_SECONDS": "45"})
-        with pytest.raises(RuntimeError, match="timeout_seconds"):
+        with pytest.raises(BotContractError, match="(?s)exit code 2.*timeout_seconds"):
             bot.start(timeout=20)
         assert bot.proc is not None and bot.proc.returncode == 2
 

@@ -1,5 +1,9 @@
 """The bot's command line: ``python -m harness.bot`` and ``liquidation-harness bot``.
 
+The bot-under-test contract's variables are the defaults of their options: ``LIQUIDATION_EXCHANGE_URL``
+(--exchange-url), ``LIQUIDATION_LOG_DIR`` (--log-dir), ``LIQUIDATION_SYMBOLS`` (--symbols); an option
+given on the command line wins.
+
 ``make_bot_command(run=...)`` builds the click command; the command configures logging, builds the
 bot (``TradingBot(...).initialize()``: exit 2 on a configuration error) and hands it to ``run``
 (default ``run_bot``: ``asyncio.run(bot.run())``). Tests pass their own ``run`` to check what a
@@ -44,11 +48,15 @@ def make_bot_command(run: RunBot = run_bot) -> click.Command:
     @click.option("--env", "environment", type=click.Choice(ENVIRONMENTS), envvar="TRADING_ENV", default="production",
                   show_default=True, help="Configuration profile and default target (default from $TRADING_ENV).")
     @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="TOML file with liquidation settings.")
-    @click.option("--symbols", default=",".join(DEFAULT_SYMBOLS), show_default=True, help="Comma-separated symbols the bot trades and liquidates.")
-    @click.option("--exchange-url", help="Exchange root URL (e.g. the embedded exchange http://127.0.0.1:PORT); default: the environment's Binance URL.")
+    @click.option("--symbols", envvar="LIQUIDATION_SYMBOLS", default=",".join(DEFAULT_SYMBOLS), show_default=True,
+                  help="Comma-separated symbols the bot trades and liquidates (default from $LIQUIDATION_SYMBOLS).")
+    @click.option("--exchange-url", envvar="LIQUIDATION_EXCHANGE_URL",
+                  help="Exchange root URL (e.g. the embedded exchange http://127.0.0.1:PORT; default from "
+                       "$LIQUIDATION_EXCHANGE_URL, else the environment's Binance URL).")
     @click.option("--testnet", is_flag=True, help="Target Binance futures testnet (keys from BINANCE_TESTNET_API_KEY/SECRET).")
-    @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("logs"), show_default=True,
-                  help="Where trading.log, audit.jsonl and liquidation-result.json are written.")
+    @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), envvar="LIQUIDATION_LOG_DIR", default=Path("logs"),
+                  show_default=True, help="Where trading.log, audit.jsonl and liquidation-result.json are written "
+                                          "(default from $LIQUIDATION_LOG_DIR).")
     @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
                   help="Serve Prometheus metrics on this port (0 picks a free one; the URL is printed as 'METRICS <url>').")
     @click.option("--metrics-addr", default="127.0.0.1", show_default=True, help="Address the metrics endpoint binds to.")

@@ -45,6 +45,9 @@ FIELD_TYPES: dict[str, type] = {
     "deadman_interval_seconds": float,
 }
 ENV_PREFIX = "LIQUIDATION_"
+#: the bot-under-test contract's non-field variables (DESIGN.md): a bot reads them, the config loader
+#: passes them by; any other unknown LIQUIDATION_* name stays an error (the typo guard)
+RESERVED_ENV_NAMES = ("LIQUIDATION_EXCHANGE_URL", "LIQUIDATION_LOG_DIR", "LIQUIDATION_SYMBOLS")
 ROLLBACK_VARIABLE = "EMERGENCY_LIQUIDATION_DISABLED"
 ENVIRONMENT_VARIABLE = "TRADING_ENV"
 DEFAULT_ENVIRONMENT = "production"
@@ -207,10 +210,11 @@ def parse_bool_flag(name: str, raw: str | None) -> bool:
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """``LIQUIDATION_<FIELD>`` variables parsed to typed values; an unknown LIQUIDATION_ name is an error."""
+    """``LIQUIDATION_<FIELD>`` variables parsed to typed values; an unknown LIQUIDATION_ name is an error
+    (except the contract's ``RESERVED_ENV_NAMES``, which are not configuration fields)."""
     values: dict[str, Any] = {}
     for variable, raw in environ.items():
-        if not variable.startswith(ENV_PREFIX):
+        if not variable.startswith(ENV_PREFIX) or variable in RESERVED_ENV_NAMES:
             continue
         field = variable[len(ENV_PREFIX):].lower()
         if field not in FIELD_TYPES:

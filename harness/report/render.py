@@ -104,15 +104,21 @@ def build_report(
     config: Mapping[str, Any] | None = None,
     rollback_executed: str | None = None,
     now: datetime | None = None,
+    bot_under_test: str | None = None,
+    suites: tuple[str, ...] = (),
+    not_judged: tuple[str, ...] = (),
 ) -> Report:
     """Fill the template from ``results``. ``config``: the six LiquidationConfig fields (or a subset
     holding at least emergency_liquidation, timeout_seconds and max_retries). ``now`` defaults to
-    the current UTC time; a naive datetime is taken as UTC."""
+    the current UTC time; a naive datetime is taken as UTC. ``bot_under_test`` (command and version)
+    and ``suites`` (what ran) are shown in the header; ``not_judged``: checklist item ids or prefixes
+    ending in "." that the suites run cannot judge (e.g. the project's own tests for a team's bot):
+    listed in the header and not blocking."""
     if not environment or not environment.strip():
         raise ValueError(f"environment={environment!r}: must be a non-empty name, e.g. 'testnet'")
     moment = _utc(now)
     outcomes = item_outcomes(results)
-    blocking = blockers(results, outcomes)
+    blocking = [b for b in blockers(results, outcomes) if not _matches_any(b.subject, not_judged)]
     rows = rollback_recommendation(outcomes)
     by_id = {o.id: o for o in outcomes}
     context = {
@@ -122,6 +128,9 @@ def build_report(
         "rollback_advised": rollback_advised(rows),
         "date": moment.strftime("%Y-%m-%d"),
         "environment": environment.strip(),
+        "bot_under_test": bot_under_test or "",
+        "suites": list(suites),
+        "not_judged": list(not_judged),
         "deployed_by": deployed_by or "",
         "version": version if version is not None else _package_version(),
         "pre_boxes": _pre_boxes(results, outcomes),
@@ -145,6 +154,10 @@ def build_report(
     }
     markdown = _template().render(**context)
     return Report(not blocking, markdown, tuple(blocking), tuple(rows), tuple(outcomes), moment)
+
+
+def _matches_any(subject: str, patterns: tuple[str, ...]) -> bool:
+    return any(subject.startswith(p) if p.endswith(".") else subject == p for p in patterns)
 
 
 def write_report(report: Report, out_dir: str | Path) -> Path:

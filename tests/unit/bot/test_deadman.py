@@ -27,7 +27,7 @@ from harness.core.validation import ConfigValidator, Severity
 from harness.exchanges.binance import BinanceFuturesOrderManager
 from harness.exchanges.sim import BinanceSimulator
 from harness.exchanges.target import TESTNET_KEY_VARS
-from harness.testkit import BotProcess
+from harness.testkit import BotContractError, BotProcess
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 COUNTDOWN_SECONDS = 1.0
@@ -203,7 +203,7 @@ class TestBotDeadMansSwitch:
 
     def test_interval_not_shorter_than_the_countdown_exits_two(self, sim: BinanceSimulator, tmp_path: Path) -> None:
         bot = bot_for(sim, tmp_path, "--deadman-interval", "5")
-        with pytest.raises(RuntimeError, match="deadman_interval_seconds"):
+        with pytest.raises(BotContractError, match="(?s)exit code 2.*deadman_interval_seconds"):
             bot.start(timeout=20)
         assert bot.proc is not None and bot.proc.returncode == 2
 
