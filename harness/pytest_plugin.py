@@ -6,6 +6,8 @@ Options (one group, each with an ini twin):
   --exchange-url     an exchange root URL instead of the embedded exchange
   --symbols          symbols scenarios trade (comma-separated)
   --run-slow         also run tests marked ``slow`` (chaos, soak)
+  --order-manager    package.module:factory: run the order-manager conformance kit
+                     (scenarios/test_order_manager_conformance.py, harness.conformance) on it
 
 Default target: the embedded Binance-compatible exchange, one per test on a free loopback port.
 With --testnet and no keys the run stops with a usage error naming the variables. When the target
@@ -71,11 +73,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="exchange root URL to test against instead of the embedded exchange")
     group.addoption("--symbols", action="store", default=None, help=f"symbols scenarios trade (default {DEFAULT_SCENARIO_SYMBOLS})")
     group.addoption("--run-slow", action="store_true", default=False, help="also run tests marked slow (chaos, soak)")
+    group.addoption("--order-manager", action="store", default=None, dest="order_manager", metavar="MODULE:FACTORY",
+                    help="conformance kit: factory(exchange_url, api_key, api_secret) returning the team's "
+                         "OrderExecutionManager, e.g. mybot.om:factory")
     parser.addini("testnet", "run scenarios against Binance futures testnet", type="bool", default=False)
     parser.addini("trading_env", "TRADING_ENV for the run", default="")
     parser.addini("exchange_url", "exchange root URL to test against", default="")
     parser.addini("symbols", "symbols scenarios trade", default="")
     parser.addini("run_slow", "also run tests marked slow", type="bool", default=False)
+    parser.addini("order_manager", "conformance kit: package.module:factory of the team's order manager", default="")
 
 
 def resolve_run_target(config: pytest.Config) -> RunTarget:
@@ -104,6 +110,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "checklist(item_id): the deployment-checklist item this test verifies (harness.checklist ids)")
     config.addinivalue_line("markers", "allure_label: allure label marker")  # registered by allure-pytest too; strict-markers safe without it
     config.stash[TARGET_KEY] = resolve_run_target(config)
+    spec = order_manager_spec(config)
+    if spec is not None:
+        from harness.conformance.factory import load_factory
+
+        try:
+            load_factory(spec)
+        except ConfigError as exc:
+            raise pytest.UsageError(f"liquidation-harness: {exc}") from None
 
 
 def checklist_marks(item_id: str) -> list[pytest.MarkDecorator]:
@@ -140,6 +154,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=PRODUCTION_SKIP_REASON))
         if item.get_closest_marker("slow") and not run_slow:
             item.add_marker(pytest.mark.skip(reason="slow: run with --run-slow"))
+
+
+def order_manager_spec(config: pytest.Config) -> str | None:
+    """``--order-manager`` (or the ``order_manager`` ini value); None when not given."""
+    value = _option(config, "order_manager", "order_manager")
+    return str(value).strip() or None if value else None
 
 
 @pytest.fixture(scope="session")

@@ -163,6 +163,13 @@ class CcxtOrderManager:
             self._hedge = answer["dualSidePosition"]
         return self._hedge
 
+    @staticmethod
+    def _close_flags(side: str, hedge: bool) -> dict[str, str]:
+        """What makes an order a close: ``positionSide`` of the leg (hedge mode) or ``reduceOnly``."""
+        if hedge:
+            return {"positionSide": "LONG" if side == "SELL" else "SHORT"}
+        return {"reduceOnly": "true"}
+
     def _client_id(self) -> str:
         self._sequence += 1
         return f"ccxtlq-{self._run}-{self._sequence}"
@@ -231,10 +238,7 @@ class CcxtOrderManager:
             qty = min(left, chunk_max)
             params: dict[str, Any] = {"symbol": symbol, "side": side, "type": "MARKET",
                                       "quantity": format(qty.normalize(), "f"), "newOrderRespType": "RESULT"}
-            if hedge:
-                params["positionSide"] = "LONG" if side == "SELL" else "SHORT"
-            else:
-                params["reduceOnly"] = "true"
+            params.update(self._close_flags(side, hedge))
             client_id = self._client_id()
             params["newClientOrderId"] = client_id
             client_ids.append(client_id)

@@ -252,14 +252,14 @@ async def check_close_hedge(kit: Kit) -> None:
     expected = {("BTCUSDT", "LONG"): Decimal("0.010"), ("BTCUSDT", "SHORT"): Decimal("-0.020")}
     if legs != expected:
         _fail(f"hedge mode: get_all_positions read {legs}, the exchange holds {expected} (one entry per leg)")
-    await kit.ok("execute_market_close", "BTCUSDT", "SELL", Decimal("0.010"))
+    await kit.call("execute_market_close", "BTCUSDT", "SELL", Decimal("0.010"))
     sent = kit.orders_sent("BTCUSDT")
     if not sent or any(o.get("positionSide") != "LONG" for o in sent):
         _fail(f"hedge mode: SELL close sent {[_show(o) for o in sent]}: must carry positionSide=LONG")
     if kit.position("BTCUSDT", "LONG") != 0 or kit.position("BTCUSDT", "SHORT") != Decimal("-0.020"):
         _fail(f"hedge mode: after closing the LONG leg: LONG {kit.position('BTCUSDT', 'LONG')}, SHORT "
               f"{kit.position('BTCUSDT', 'SHORT')} (expected 0 and -0.020)")
-    await kit.ok("execute_market_close", "BTCUSDT", "BUY", Decimal("0.020"))
+    await kit.call("execute_market_close", "BTCUSDT", "BUY", Decimal("0.020"))
     sent = kit.orders_sent("BTCUSDT")[len(sent):]
     if not sent or any(o.get("positionSide") != "SHORT" for o in sent):
         _fail(f"hedge mode: BUY close sent {[_show(o) for o in sent]}: must carry positionSide=SHORT")
@@ -271,15 +271,16 @@ async def check_split(kit: Kit) -> None:
     spec = kit.sim.book.spec("BTCUSDT")
     size = spec.market_max_qty * 2 + spec.step_size * 5
     kit.sim.set_position("BTCUSDT", size)
-    await kit.ok("execute_market_close", "BTCUSDT", "SELL", size)
+    outcome = await kit.call("execute_market_close", "BTCUSDT", "SELL", size)
     sent = kit.orders_sent("BTCUSDT")
     too_big = [o for o in sent if Decimal(o.get("quantity", "0")) > spec.market_max_qty]
     if too_big:
         _fail(f"close of {size} sent {len(too_big)} order(s) above MARKET_LOT_SIZE maxQty {spec.market_max_qty}: "
               "a close must be split")
     if kit.position("BTCUSDT") != 0 or kit.filled("BTCUSDT") != size:
+        error = f"; it raised {type(outcome.error).__name__}: {outcome.error}" if outcome.raised else ""
         _fail(f"close of {size} split into {len(sent)} order(s) left {kit.position('BTCUSDT')} (filled "
-              f"{kit.filled('BTCUSDT')})")
+              f"{kit.filled('BTCUSDT')}){error}")
 
 
 async def check_round_down(kit: Kit) -> None:
