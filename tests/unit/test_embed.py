@@ -1,0 +1,98 @@
+"""harness.embed: the engine embedded from the contract's environment, run to the contract's exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from harness.core.audit import read_audit
+from harness.core.config import load_config
+from harness.core.errors import ConfigError
+from harness.core.outcome import LiquidationResult, LiquidationState
+from harness.embed import config_environ, embed, exit_code, symbols_from_env
+from harness.exchanges.sim import SimBook
+from harness.exchanges.sim.memory import InMemoryOrderManager
+
+CONTRACT_ENV = {"TRADING_ENV": "testnet", "LIQUIDATION_EXCHANGE_URL": "http://127.0.0.1:1",
+                "LIQUIDATION_SYMBOLS": "BTCUSDT", "LIQUIDATION_TIMEOUT_SECONDS": "2.0"}
+
+
+class TestEnvironment:
+    def test_contract_variables_do_not_trip_the_loader(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigError):  # the loader alone refuses unknown LIQUIDATION_* names ...
+            load_config(environ={**CONTRACT_ENV, "LIQUIDATION_LOG_DIR": str(tmp_path)})
+        config = load_config(environ=config_environ({**CONTRACT_ENV, "LIQUIDATION_LOG_DIR": str(tmp_path)}))
+        assert config.timeout_seconds == 2.0  # ... embed strips only the contract's own names
+
+    def test_a_typo_is_still_refused(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigError, match="timout_seconds"):
+            embed(InMemoryOrderManager(), environ={"LIQUIDATION_TIMOUT_SECONDS": "2", "LIQUIDATION_LOG_DIR": str(tmp_path)},
+                  logging_level=None)
+
+    def test_symbols(self) -> None:
+        assert symbols_from_env({"LIQUIDATION_SYMBOLS": "btcusdt, ETHUSDT,"}) == ["BTCUSDT", "ETHUSDT"]
+        assert symbols_from_env({}) is None
+        with pytest.raises(ConfigError, match="LIQUIDATION_SYMBOLS"):
+            symbols_from_env({"LIQUIDATION_SYMBOLS": "BTC/USDT"})
+
+    @pytest.mark.parametrize(("state", "code"), [(LiquidationState.COMPLETED, 0), (LiquidationState.SKIPPED, 0),
+                                                 (LiquidationState.PARTIAL, 1), (LiquidationState.FAILED, 1)])
+    def test_exit_code(self, state: LiquidationState, code: int) -> None:
+        assert exit_code(LiquidationResult(state, "cid", "test")) == code
+        assert exit_code(None) == 1
+
+
+class TestServe:
+    async def test_sigterm_cancels_work_liquidates_once_and_returns_0(self, tmp_path: Path, capsys) -> None:
+        book = SimBook()
+        book.set_position("BTCUSDT", "0.010")
+        book.place_order("BTCUSDT", "BUY", "LIMIT", "0.010", "50000")
+        engine = embed(InMemoryOrderManager(book), environ={**CONTRACT_ENV, "LIQUIDATION_LOG_DIR": str(tmp_path)},
+                       logging_level=None)
+        cancelled = asyncio.Event()
+
+        async def work() -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # serve installed its handlers before starting work
+            os.kill(os.getpid(), signal.SIGTERM)  # a second signal is ignored
+            try:
+                await asyncio.Event().wait()
+            finally:
+                cancelled.set()
+
+        assert await engine.serve(work()) == 0
+        assert cancelled.is_set()
+        assert book.positions() == [] and book.open_orders() == []
+        assert capsys.readouterr().out.startswith(f"READY pid={os.getpid()}")
+        assert (tmp_path / "bot.ready").is_file() and (tmp_path / "liquidation-result.json").is_file()
+        events = [r.event_type for r in read_audit(tmp_path / "audit.jsonl").records]
+        assert events.count("LIQUIDATION_START") == 1 and events[-1] == "LIQUIDATION_COMPLETE"
+        assert engine.result is not None and engine.result.reason == "SIGTERM"
+
+    async def test_work_that_fails_still_liquidates_and_a_failed_close_exits_1(self, tmp_path: Path) -> None:
+        book = SimBook()
+        book.set_position("BTCUSDT", "0.010")
+        om = InMemoryOrderManager(book)
+        om.faults.lock_symbol("BTCUSDT")
+        engine = embed(om, environ={**CONTRACT_ENV, "LIQUIDATION_LOG_DIR": str(tmp_path)}, logging_level=None)
+
+        async def work() -> None:
+            raise RuntimeError("strategy crashed")
+
+        assert await engine.serve(work()) == 1
+        assert engine.result is not None and engine.result.reason == "work-failed"
+        assert engine.result.state is LiquidationState.FAILED
+
+    async def test_rollback_switch_skips(self, tmp_path: Path) -> None:
+        book = SimBook()
+        book.set_position("BTCUSDT", "0.010")
+        env = {**CONTRACT_ENV, "LIQUIDATION_LOG_DIR": str(tmp_path), "EMERGENCY_LIQUIDATION_DISABLED": "true"}
+        engine = embed(InMemoryOrderManager(book), environ=env, logging_level=None)
+        assert engine.config.emergency_liquidation is False
+        assert await engine.serve(asyncio.sleep(0)) == 0
+        assert engine.result is not None and engine.result.state is LiquidationState.SKIPPED
+        assert book.position_amount("BTCUSDT") == Decimal("0.010")  # nothing closed
