@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.bot.logs import LOG_FORMAT, RedactingFilter
 from harness.core.audit import AuditLogger
 from harness.core.config import LiquidationConfig, load_config
 from harness.core.errors import ConfigError
@@ -211,16 +212,27 @@ class Embedding:
             signal.signal(signum, handler)
 
 
-def configure_logging(log_dir: Path, level: str = "INFO") -> Path:
-    """Log to ``<log_dir>/trading.log`` and stderr (once per process); returns the file's path."""
+def _secrets(environ: Mapping[str, str]) -> list[str]:
+    """Values of the environment's ``*_API_KEY`` / ``*_API_SECRET`` variables (masked in logs and audit)."""
+    return [value for name, value in environ.items() if name.endswith(("_API_KEY", "_API_SECRET")) and value]
+
+
+def configure_logging(log_dir: Path, level: str = "INFO", secrets: Sequence[str] = ()) -> Path:
+    """Log to ``<log_dir>/trading.log`` and stderr (once per process), masking ``secrets`` and request
+    signatures in every record (``harness.bot.logs.RedactingFilter``); returns the file's path."""
     path = log_dir / "trading.log"
     root = logging.getLogger()
-    if not any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.resolve() for h in root.handlers):
-        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    redactor = next((f for h in root.handlers for f in h.filters if isinstance(f, RedactingFilter)), None)
+    if redactor is None:
+        redactor = RedactingFilter()
+        formatter = logging.Formatter(LOG_FORMAT)
         for handler in (logging.FileHandler(path, encoding="utf-8"), logging.StreamHandler(sys.stderr)):
             handler.setFormatter(formatter)
+            handler.addFilter(redactor)
             root.addHandler(handler)
         root.setLevel(level.upper())
+    for secret in secrets:
+        redactor.add(secret)
     return path
 
 
@@ -245,8 +257,10 @@ def embed(
     directory = Path(log_dir) if log_dir is not None else log_dir_from_env(environ)
     directory.mkdir(parents=True, exist_ok=True)
     if logging_level is not None:
-        configure_logging(directory, logging_level)
+        configure_logging(directory, logging_level, _secrets(environ))
     audit = AuditLogger(directory / "audit.jsonl")
+    for secret in _secrets(environ):
+        audit.register_secret(secret)
     chosen = list(symbols) if symbols is not None else symbols_from_env(environ)
     manager = LiquidationManager(config, order_manager, audit, chosen)
     log.info("liquidation engine embedded: %s; symbols=%s; audit trail %s", config.summary(),

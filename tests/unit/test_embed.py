@@ -96,3 +96,26 @@ class TestServe:
         assert await engine.serve(asyncio.sleep(0)) == 0
         assert engine.result is not None and engine.result.state is LiquidationState.SKIPPED
         assert book.position_amount("BTCUSDT") == Decimal("0.010")  # nothing closed
+
+
+class TestSecrets:
+    def test_keys_from_the_environment_never_reach_the_logs(self, tmp_path: Path) -> None:
+        import logging
+
+        secret = "s3cr3t-value-0123456789"
+        root = logging.getLogger()
+        before, level = list(root.handlers), root.level
+        try:
+            embed(InMemoryOrderManager(), environ={"LIQUIDATION_LOG_DIR": str(tmp_path), "TRADING_ENV": "testnet",
+                                                   "BINANCE_TESTNET_API_SECRET": secret})
+            logging.getLogger("bot").warning("signing with %s", secret)
+            for handler in root.handlers:
+                handler.flush()
+            text = (tmp_path / "trading.log").read_text(encoding="utf-8")
+            assert "signing with <redacted>" in text and secret not in text
+        finally:
+            for handler in root.handlers[:]:
+                if handler not in before:
+                    root.removeHandler(handler)
+                    handler.close()
+            root.setLevel(level)
