@@ -68,6 +68,8 @@ class Kit:
     # ------------------------------------------------------------------ calls
     async def call(self, method: str, *args: Any, budget: float = CALL_BUDGET_SECONDS) -> Outcome:
         """``om.<method>(*args)`` under a run deadline ``budget`` s away; fails if it overruns."""
+        if not callable(getattr(self.om, method, None)):
+            _fail(f"{type(self.om).__name__} has no {method} method (harness.core.ports.OrderExecutionManager)")
         token = current_deadline.set(time.monotonic() + budget)
         started = time.monotonic()
         try:
@@ -411,9 +413,20 @@ async def run_check(check: Check, factory: Callable[[str, str, str], Any]) -> No
     async with BinanceSimulator() as sim:
         if check.hedge:
             sim.set_hedge_mode(True)
-        async with open_order_manager(factory, sim.base_url, sim.api_key, sim.api_secret) as order_manager:
-            try:
-                await check.run(Kit(sim, order_manager))
-            finally:
-                sim.faults.release_hangs()
-                sim.faults.clear()
+        opened = open_order_manager(factory, sim.base_url, sim.api_key, sim.api_secret)
+        try:
+            order_manager = await opened.__aenter__()
+        except Exception as exc:
+            name = getattr(factory, "__qualname__", repr(factory))
+            raise ConformanceFailure(f"the factory {name}(exchange_url, api_key, api_secret) did not give an "
+                                     f"order manager: {type(exc).__name__}: {exc}") from None
+        try:
+            await check.run(Kit(sim, order_manager))
+        except BaseException as exc:
+            if not await opened.__aexit__(type(exc), exc, exc.__traceback__):
+                raise
+        else:
+            await opened.__aexit__(None, None, None)
+        finally:
+            sim.faults.release_hangs()
+            sim.faults.clear()

@@ -161,3 +161,19 @@ class TestOption:
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         assert "--order-manager='nowhere.at_all:factory'" in result.stderr.str()
         assert "No module named 'nowhere'" in result.stderr.str()
+
+
+class TestBadFactories:
+    async def test_a_factory_that_raises_fails_every_check_naming_the_factory(self) -> None:
+        def broken_factory(url: str, key: str, secret: str) -> Any:
+            raise RuntimeError("cannot reach the vault")
+
+        with pytest.raises(ConformanceFailure, match=r"broken_factory\(exchange_url, api_key, api_secret\) did not give "
+                                                     r"an order manager: RuntimeError: cannot reach the vault"):
+            await run_check(BY_ID["cancel"], broken_factory)
+
+    async def test_something_that_is_no_order_manager_fails_naming_the_method(self) -> None:
+        with pytest.raises(ConformanceFailure, match="object has no cancel_all_orders method"):
+            await run_check(BY_ID["cancel"], lambda url, key, secret: object())
+        with pytest.raises(ConformanceFailure, match="get_all_positions: missing"):
+            await run_check(BY_ID["signatures"], lambda url, key, secret: object())

@@ -119,3 +119,46 @@ class TestSecrets:
                     root.removeHandler(handler)
                     handler.close()
             root.setLevel(level)
+
+
+SYNC_BOT = """
+import signal, sys
+from harness.embed import embed
+from harness.exchanges.sim import SimBook
+from harness.exchanges.sim.memory import InMemoryOrderManager
+
+book = SimBook()
+book.set_position("BTCUSDT", "0.010")
+engine = embed(InMemoryOrderManager(book))
+engine.install_signal_handlers()
+engine.announce_ready()
+while True:
+    signal.pause()
+"""
+
+
+class TestSyncBot:
+    def test_signal_handlers_liquidate_and_exit_with_the_code(self, tmp_path: Path) -> None:
+        import json
+        import subprocess
+        import sys
+
+        from tests.support import REPO_ROOT
+
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO_ROOT), "TRADING_ENV": "testnet",
+               "LIQUIDATION_LOG_DIR": str(tmp_path), "LIQUIDATION_SYMBOLS": "BTCUSDT"}
+        process = subprocess.Popen([sys.executable, "-c", SYNC_BOT], env=env, text=True, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline().startswith("READY pid=")
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(30) == 0, process.stderr.read() if process.stderr else ""
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(30)
+        result = json.loads((tmp_path / "liquidation-result.json").read_text(encoding="utf-8"))
+        assert (result["state"], result["positions_closed"], result["reason"]) == ("COMPLETED", 1, "SIGTERM")
+        events = [r.event_type for r in read_audit(tmp_path / "audit.jsonl").records]
+        assert events[0] == "LIQUIDATION_START" and events[-1] == "LIQUIDATION_COMPLETE"
