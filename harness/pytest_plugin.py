@@ -32,6 +32,8 @@ from harness.exchanges.target import TESTNET_KEY_VARS, Target, credentials, reso
 DEFAULT_SCENARIO_SYMBOLS = "BTCUSDT,ETHUSDT,BNBUSDT"
 PRODUCTION_SKIP_REASON = "target is PRODUCTION: order-placing scenarios never run against production (non-disruptive checks only)"
 TARGET_KEY = pytest.StashKey["RunTarget"]()
+NO_ORDER_MANAGER_REASON = ("conformance kit: no order manager under test; give --order-manager package.module:factory "
+                           "(factory(exchange_url, api_key, api_secret) -> OrderExecutionManager)")
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ def resolve_run_target(config: pytest.Config) -> RunTarget:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "checklist(item_id): the deployment-checklist item this test verifies (harness.checklist ids)")
+    config.addinivalue_line("markers", "order_manager_kit: a conformance-kit check; skipped without --order-manager")
     config.addinivalue_line("markers", "allure_label: allure label marker")  # registered by allure-pytest too; strict-markers safe without it
     config.stash[TARGET_KEY] = resolve_run_target(config)
     spec = order_manager_spec(config)
@@ -142,7 +145,11 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     run = config.stash[TARGET_KEY]
     run_slow = bool(_option(config, "run_slow", "run_slow"))
+    kit_skip = None if order_manager_spec(config) else pytest.mark.skip(reason=NO_ORDER_MANAGER_REASON)
     for item in items:
+        if kit_skip is not None and item.get_closest_marker("order_manager_kit"):
+            item.add_marker(kit_skip)
+            continue  # no checklist labels: a kit that did not run must not mark its items skipped
         for marker in item.iter_markers("checklist"):
             try:
                 marks = checklist_marks(str(marker.args[0]))

@@ -1,7 +1,8 @@
 """Pre-Deployment, Dependency Verification: the conformance kit for the team's OrderExecutionManager.
 
 Runs only with ``--order-manager package.module:factory`` (or the ``order_manager`` ini value); without
-it every check is skipped with that reason. Each check of ``harness.conformance.CHECKS`` is one test,
+it every check is skipped with that reason and carries no checklist label (the plugin does both for
+tests marked ``order_manager_kit``), so a run without the kit does not mark the items skipped. Each check of ``harness.conformance.CHECKS`` is one test,
 labelled with its checklist item ("Required methods available" / "OrderExecutionManager initialized")
 so it lands in the report's Dependency Verification section. The checks always run on the embedded
 exchange (a fresh one per check, faults from its FaultPlan), whatever the run's target: they inject
@@ -15,28 +16,27 @@ from __future__ import annotations
 import pytest
 
 from harness.conformance import CHECKS, Check, load_factory, run_check
-from harness.pytest_plugin import order_manager_spec
+from harness.pytest_plugin import NO_ORDER_MANAGER_REASON, order_manager_spec
 
 try:
     import allure
 except ImportError:  # allure-pytest is optional: titles are cosmetic
     allure = None
 
-NO_ORDER_MANAGER = ("conformance kit: no order manager under test; give --order-manager package.module:factory "
-                    "(factory(exchange_url, api_key, api_secret) -> OrderExecutionManager)")
 
 
 @pytest.fixture(scope="module")
 def order_manager_factory(pytestconfig: pytest.Config):
     spec = order_manager_spec(pytestconfig)
     if spec is None:
-        pytest.skip(NO_ORDER_MANAGER)
+        pytest.skip(NO_ORDER_MANAGER_REASON)
     return spec, load_factory(spec)
 
 
 @pytest.mark.parametrize(
     "check",
-    [pytest.param(check, id=check.id, marks=pytest.mark.checklist(check.checklist_item)) for check in CHECKS],
+    [pytest.param(check, id=check.id, marks=[pytest.mark.order_manager_kit, pytest.mark.checklist(check.checklist_item)])
+     for check in CHECKS],
 )
 async def test_order_manager_conformance(check: Check, order_manager_factory) -> None:
     spec, factory = order_manager_factory

@@ -129,11 +129,16 @@ class TestThroughPytest:
         assert labels["Order manager conformance: Close (one-way mode): MARKET, reduce-only, flat afterwards"][
             "status"] == "failed"
 
-    def test_without_the_option_every_check_is_skipped_with_the_reason(self) -> None:
-        run = _pytest("-rs")
+    def test_without_the_option_every_check_is_skipped_with_the_reason(self, tmp_path: Path) -> None:
+        results = tmp_path / "allure"
+        run = _pytest("-rs", f"--alluredir={results}")
         assert run.returncode == 0, run.stdout[-2000:]
         assert f"{len(CHECKS)} skipped" in run.stdout
         assert "give --order-manager package.module:factory" in run.stdout
+        skipped = [json.loads(p.read_text(encoding="utf-8")) for p in results.glob("*-result.json")]
+        assert len(skipped) == len(CHECKS) and all(r["status"] == "skipped" for r in skipped)
+        # a kit that did not run leaves Dependency Verification to the other checks (no SKIPPED item)
+        assert not [lab for r in skipped for lab in r["labels"] if lab["name"] == "checklist_item"]
 
 
 
