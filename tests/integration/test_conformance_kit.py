@@ -182,3 +182,9 @@ class TestBadFactories:
             await run_check(BY_ID["cancel"], lambda url, key, secret: object())
         with pytest.raises(ConformanceFailure, match="get_all_positions: missing"):
             await run_check(BY_ID["signatures"], lambda url, key, secret: object())
+
+
+def test_the_docs_list_every_check() -> None:
+    text = (REPO_ROOT / "docs" / "CONFORMANCE.md").read_text(encoding="utf-8")
+    for check in CHECKS:
+        assert f"| `{check.id}` | {check.title} | `{check.checklist_item}` |" in text, check.id
