@@ -10,6 +10,8 @@ Options (one group, each with an ini twin):
                      the bot under test (``harness.testkit.BotUnderTest``, fixture ``bot_under_test``;
                      default ``python -m harness.bot``). With another bot, tests marked
                      ``reference_bot`` (in-process checks of harness.bot) are deselected.
+  --order-manager    package.module:factory: run the order-manager conformance kit
+                     (scenarios/test_order_manager_conformance.py, harness.conformance) on it
 
 Installed, the plugin loads through its ``pytest11`` entry point (named ``harness.pytest_plugin``, so
 the checkout's root conftest naming the same module does not register it twice).
@@ -49,6 +51,8 @@ BOT_OPTIONS = (
     ("--bot-stop-signal", "bot_stop_signal", "the signal that stops the bot (default SIGTERM)"),
     ("--bot-metrics-url", "bot_metrics_url", "the bot's Prometheus endpoint, read for the metrics checks"),
 )
+NO_ORDER_MANAGER_REASON = ("conformance kit: no order manager under test; give --order-manager package.module:factory "
+                           "(factory(exchange_url, api_key, api_secret) -> OrderExecutionManager)")
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="exchange root URL to test against instead of the embedded exchange")
     group.addoption("--symbols", action="store", default=None, help=f"symbols scenarios trade (default {DEFAULT_SCENARIO_SYMBOLS})")
     group.addoption("--run-slow", action="store_true", default=False, help="also run tests marked slow (chaos, soak)")
+    group.addoption("--order-manager", action="store", default=None, dest="order_manager", metavar="MODULE:FACTORY",
+                    help="conformance kit: factory(exchange_url, api_key, api_secret) returning the team's "
+                         "OrderExecutionManager, e.g. mybot.om:factory")
     parser.addini("testnet", "run scenarios against Binance futures testnet", type="bool", default=False)
     parser.addini("trading_env", "TRADING_ENV for the run", default="")
     parser.addini("exchange_url", "exchange root URL to test against", default="")
@@ -109,6 +116,7 @@ def resolve_bot_under_test(config: pytest.Config) -> BotUnderTest:
                                          metrics_url=values["bot_metrics_url"])
     except ConfigError as exc:
         raise pytest.UsageError(f"liquidation-harness: {exc}") from None
+    parser.addini("order_manager", "conformance kit: package.module:factory of the team's order manager", default="")
 
 
 def resolve_run_target(config: pytest.Config) -> RunTarget:
@@ -135,12 +143,21 @@ def resolve_run_target(config: pytest.Config) -> RunTarget:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "checklist(item_id): the deployment-checklist item this test verifies (harness.checklist ids)")
+    config.addinivalue_line("markers", "order_manager_kit: a conformance-kit check; skipped without --order-manager")
     config.addinivalue_line("markers", "allure_label: allure label marker")  # registered by allure-pytest too; strict-markers safe without it
     config.addinivalue_line("markers", "slow: long chaos / soak runs; deselected unless --run-slow is given")
     config.addinivalue_line("markers", "places_orders: the scenario places or cancels orders on the target exchange")
     config.addinivalue_line("markers", "reference_bot: checks harness.bot in-process; deselected when --bot-cmd names another bot")
     config.stash[TARGET_KEY] = resolve_run_target(config)
     config.stash[BOT_KEY] = resolve_bot_under_test(config)
+    spec = order_manager_spec(config)
+    if spec is not None:
+        from harness.conformance.factory import load_factory
+
+        try:
+            load_factory(spec)
+        except ConfigError as exc:
+            raise pytest.UsageError(f"liquidation-harness: {exc}") from None
 
 
 def checklist_marks(item_id: str) -> list[pytest.MarkDecorator]:
@@ -172,7 +189,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if deselected:
             config.hook.pytest_deselected(items=deselected)
             items[:] = [item for item in items if not item.get_closest_marker("reference_bot")]
+    kit_skip = None if order_manager_spec(config) else pytest.mark.skip(reason=NO_ORDER_MANAGER_REASON)
     for item in items:
+        if kit_skip is not None and item.get_closest_marker("order_manager_kit"):
+            item.add_marker(kit_skip)
+            continue  # no checklist labels: a kit that did not run must not mark its items skipped
         for marker in item.iter_markers("checklist"):
             try:
                 marks = checklist_marks(str(marker.args[0]))
@@ -184,6 +205,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=PRODUCTION_SKIP_REASON))
         if item.get_closest_marker("slow") and not run_slow:
             item.add_marker(pytest.mark.skip(reason="slow: run with --run-slow"))
+
+
+def order_manager_spec(config: pytest.Config) -> str | None:
+    """``--order-manager`` (or the ``order_manager`` ini value); None when not given."""
+    value = _option(config, "order_manager", "order_manager")
+    return str(value).strip() or None if value else None
 
 
 @pytest.fixture(scope="session")
