@@ -102,6 +102,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("exchange_url", "exchange root URL to test against", default="")
     parser.addini("symbols", "symbols scenarios trade", default="")
     parser.addini("run_slow", "also run tests marked slow", type="bool", default=False)
+    parser.addini("order_manager", "conformance kit: package.module:factory of the team's order manager", default="")
     for option, ini, text in BOT_OPTIONS:
         group.addoption(option, action="store", default=None, dest=ini, help=text)
         parser.addini(ini, text, default="")
@@ -116,7 +117,6 @@ def resolve_bot_under_test(config: pytest.Config) -> BotUnderTest:
                                          metrics_url=values["bot_metrics_url"])
     except ConfigError as exc:
         raise pytest.UsageError(f"liquidation-harness: {exc}") from None
-    parser.addini("order_manager", "conformance kit: package.module:factory of the team's order manager", default="")
 
 
 def resolve_run_target(config: pytest.Config) -> RunTarget:
