@@ -128,7 +128,7 @@ def liquidate_command(accounts_file: Path | None, dry_run: bool, yes: bool, reas
         sys.exit(EXIT_USAGE)
     fleet = Fleet(accounts, config, log_dir, reason.strip(), dry_run=dry_run, confirmed_by=confirmed_by,
                   per_account_dirs=accounts_file is not None)
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     display = display_for(out, fleet.runs, as_json=as_json, tty=out.isatty())
     fleet.changed = display.changed
     runs = asyncio.run(_run(fleet, display))

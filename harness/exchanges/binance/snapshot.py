@@ -86,10 +86,13 @@ def _orders(reply: Any, kind: str) -> list[OpenOrder]:
     for row in rows:
         if not isinstance(row, Mapping) or not isinstance(row.get("symbol"), str):
             raise RetryableExchangeError(f"open {kind} orders: an order without a symbol: {row!r:.200}")
+        closes = str(row.get("closePosition", "")).lower() == "true"
+        prices = ("triggerPrice", "stopPrice", "price") if kind == "algo" else ("price", "stopPrice")
         found.append(OpenOrder(
             symbol=row["symbol"], kind=kind, order_id=_text(row, "orderId", "algoId"), side=_text(row, "side"),
-            type=_text(row, "type", "orderType", "algoType"), quantity=_text(row, "origQty", "quantity") or "-",
-            price=_text(row, "price", "triggerPrice", "stopPrice") or "-",
+            type=_text(row, "type", "orderType", "algoType"),
+            quantity="close-position" if closes else _text(row, "origQty", "quantity") or "-",
+            price=_text(row, *prices) or "-",
         ))
     return found
 
