@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -201,7 +202,8 @@ class Fleet:
 
     async def _liquidate(self, run: AccountRun, manager: BinanceFuturesOrderManager) -> None:
         account = run.account
-        audit = AuditLogger(run.log_dir / "audit.jsonl")
+        # no fsync on the shared event loop (a slow disk would stall every account): once, in a thread, at the end
+        audit = AuditLogger(run.log_dir / "audit.jsonl", fsync_events=())
         for secret in (account.api_key, account.api_secret):
             audit.register_secret(secret)
         try:
@@ -219,7 +221,12 @@ class Fleet:
             run.result_file = write_result_file(run.log_dir, run.result, run.metrics)
         finally:
             audit.close()
+            fsync = asyncio.ensure_future(asyncio.to_thread(_fsync, audit.path))
         await self._check(run, manager)
+        try:
+            await asyncio.wait_for(asyncio.shield(fsync), CLOSE_SECONDS)
+        except Exception as exc:  # the lines are written; only their durability waits on the disk
+            log.warning("account %s: audit trail fsync: %s", account.name, exc or type(exc).__name__)
 
     async def _check(self, run: AccountRun, manager: BinanceFuturesOrderManager) -> None:
         """Read the account once more, in the time left: is the scope really flat, and what did a
@@ -238,6 +245,14 @@ class Fleet:
         if not run.left_open.flat:
             run.error = (f"still open after the liquidation: {len(run.left_open.positions)} position(s), "
                          f"{len(run.left_open.orders)} order(s)")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _operator() -> str:

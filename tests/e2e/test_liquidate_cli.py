@@ -85,6 +85,7 @@ def test_one_account_flattened_with_reason_in_audit_trail_and_result_file(sim: B
     assert result.exit_code == 0, result.output
     assert is_flat(sim)
     assert "1 of 1 account(s) flat" in result.output
+    assert "COMPLETED orders cancelled    2  positions closed   2/2" in result.output  # a plain progress line
     events = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     start = next(e for e in events if e["event_type"] == "LIQUIDATION_START")
     assert start["details"]["reason"] == "bot host unreachable"
