@@ -85,8 +85,9 @@ def _ask(prompt: str) -> str:
 @click.option("--dry-run", is_flag=True, help="Read the account(s) and print what would be cancelled and closed; send nothing else.")
 @click.option("--yes", is_flag=True, help="Confirm a production liquidation without asking (needed when there is no terminal).")
 @click.option("--reason", default=DEFAULT_REASON, show_default=True, help="Why: written into every account's audit trail.")
-@click.option("--env", "environment", type=click.Choice(ENVIRONMENTS), envvar=ENVIRONMENT_VARIABLE, default="production",
-              show_default=True, help=f"Configuration profile (timeout, retries) and default target (default from ${ENVIRONMENT_VARIABLE}).")
+@click.option("--env", "environment", type=click.Choice(ENVIRONMENTS), envvar=ENVIRONMENT_VARIABLE, default=None,
+              help=f"Configuration profile (timeout, retries) and default target (default from ${ENVIRONMENT_VARIABLE}; "
+                   "else testnet with --testnet/--demo, production otherwise).")
 @click.option("--testnet", is_flag=True, help="Target Binance futures testnet (keys from BINANCE_TESTNET_API_KEY/SECRET).")
 @click.option("--demo", is_flag=True, help="Target Binance Demo Trading (keys from BINANCE_DEMO_API_KEY/SECRET).")
 @click.option("--exchange-url", help="Exchange root URL, e.g. the embedded exchange http://127.0.0.1:PORT.")
@@ -95,7 +96,7 @@ def _ask(prompt: str) -> str:
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("logs"), show_default=True,
               help="audit.jsonl, liquidation-result.json and trading.log (a fleet: <log-dir>/<name>/ per account).")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines for machines: progress, then a summary (or dry_run) object.")
-def liquidate_command(accounts_file: Path | None, dry_run: bool, yes: bool, reason: str, environment: str, testnet: bool,
+def liquidate_command(accounts_file: Path | None, dry_run: bool, yes: bool, reason: str, environment: str | None, testnet: bool,
                       demo: bool, exchange_url: str | None, config_file: Path | None, symbols: str | None, log_dir: Path,
                       as_json: bool) -> None:
     """The panic button: cancel every order and close every position NOW, on one account or a fleet.
@@ -104,6 +105,8 @@ def liquidate_command(accounts_file: Path | None, dry_run: bool, yes: bool, reas
     environment. Production needs --yes or a typed confirmation. Exit 0 when every account is flat,
     1 when any is not, 2 on a usage or configuration error (nothing sent).
     """
+    # --testnet / --demo name the target outright: the testnet profile, not a production deployment's
+    environment = environment or ("testnet" if testnet or demo else "production")
     try:
         if accounts_file is not None and (testnet or demo or exchange_url):
             raise ConfigError("--accounts", str(accounts_file), "the targets come from the file: no --testnet, --demo or --exchange-url with it")

@@ -97,6 +97,7 @@ class AccountRun:
         if self.result is not None:
             data["errors"] = self.result.errors
             data["correlation_id"] = self.result.correlation_id
+            data["metrics"] = self.metrics
         if self.snapshot is not None:
             data["would"] = self.snapshot.to_dict()
         if self.out_of_scope is not None:

@@ -132,6 +132,12 @@ def test_missing_keys_are_a_usage_error_naming_the_variables(sim: BinanceSimulat
     assert sim.request_log == []
 
 
+def test_testnet_flag_needs_the_testnet_keys_not_a_testnet_environment(tmp_path: Path) -> None:
+    result = invoke(["--testnet", "--log-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "BINANCE_TESTNET_API_KEY and BINANCE_TESTNET_API_SECRET must be set" in result.output
+
+
 def fleet_file(path: Path, sims: list[BinanceSimulator], env: dict[str, str]) -> Path:
     tables = []
     for index, exchange in enumerate(sims):
@@ -172,6 +178,7 @@ def test_fleet_of_ten_with_one_hung_exchange_flattens_the_other_nine_inside_the_
             assert account["duration_seconds"] < TIMEOUT
             assert exchange_flat
             assert account["positions_closed"] == 2 and account["orders_cancelled"] == 2
+            assert account["metrics"]["executions_by_state"]["COMPLETED"] == 1
         assert (tmp_path / "logs" / f"acct{index:02d}" / "audit.jsonl").exists()
         assert (tmp_path / "logs" / f"acct{index:02d}" / "liquidation-result.json").exists()
     assert any(line["type"] == "progress" for line in json_lines(result.output))
