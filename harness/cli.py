@@ -87,10 +87,12 @@ def _register_commands() -> None:
     from harness.bench import bench_command
     from harness.bot import bot_command
     from harness.exchanges.sim.cli import simulate_command
+    from harness.panic import liquidate_command
     from harness.report.cli import audit_command, report_command
     from harness.verify import verify_command
 
-    for command in (verify_command, report_command, bot_command, simulate_command, audit_command, bench_command):
+    for command in (verify_command, report_command, bot_command, simulate_command, audit_command, bench_command,
+                    liquidate_command):
         cli.add_command(command)
 
 

@@ -65,6 +65,21 @@ CLOSE_TIMEOUT_SECONDS = 1.0
 SYMBOL_PATTERN = re.compile(r"[A-Z0-9_]{1,40}")
 
 
+RESULT_FILE = "liquidation-result.json"
+
+
+def write_result_file(log_dir: Path, result: LiquidationResult, metrics: dict[str, Any]) -> Path | None:
+    """``<log_dir>/liquidation-result.json`` (owner-only): the result and the engine's metrics, as the
+    bot and ``liquidation-harness liquidate`` write it; None (logged) when it cannot be written."""
+    path = Path(log_dir) / RESULT_FILE
+    try:
+        write_private(path, json.dumps({"result": result.to_dict(), "metrics": metrics}, indent=2, default=str))
+    except OSError as exc:
+        log.error("could not write %s: %s", RESULT_FILE, exc)
+        return None
+    return path
+
+
 class MissingCredentialsOrderManager:
     """Stands in when no keys are configured: every call fails terminally, naming the variables."""
 
@@ -226,11 +241,7 @@ class TradingBot:
         return self.result
 
     def _write_result(self, result: LiquidationResult) -> None:
-        payload = {"result": result.to_dict(), "metrics": self.liquidation_manager.get_metrics() if self.liquidation_manager else {}}
-        try:
-            write_private(self.log_dir / "liquidation-result.json", json.dumps(payload, indent=2, default=str))
-        except OSError as exc:
-            log.error("could not write liquidation-result.json: %s", exc)
+        write_result_file(self.log_dir, result, self.liquidation_manager.get_metrics() if self.liquidation_manager else {})
 
     def request_shutdown(self) -> None:
         """Make ``run()`` liquidate and return, as the first SIGTERM does (for a program embedding the bot)."""
@@ -309,5 +320,5 @@ class TradingBot:
 
 __all__ = [
     "DEFAULT_SYMBOLS", "EXIT_CONFIG", "EXIT_FORCED", "EXIT_NOT_FLAT", "EXIT_OK", "MissingCredentialsOrderManager",
-    "TradingBot",
+    "TradingBot", "write_result_file",
 ]

@@ -220,33 +220,52 @@ class RequestLimiter:
 
         None (and nothing granted) when the wait would be longer than ``max_delay``.
         """
-        amounts = {"weight": max(0, weight), "orders": max(0, orders), "requests": 1}
         with self._lock:
-            now = self._clock()
-            start = max(now, self._last_grant)
-            for window in self._windows:
-                window.expire(now)
+            return self._reserve_locked(weight, orders, max_delay, None)
+
+    def _reserve_locked(self, weight: int, orders: int, max_delay: float | None, shared: RequestLimiter | None) -> float | None:
+        """``reserve`` with ``self._lock`` (and ``shared._lock``, when given) held: the grant must fit
+        this limiter's windows and ``shared``'s (whose windows are counted for several limiters)."""
+        amounts = {"weight": max(0, weight), "orders": max(0, orders), "requests": 1}
+        now = self._clock()
+        start = max(now, self._last_grant)
+        windows = [*self._windows, *(shared._windows if shared is not None else ())]
+        for window in windows:
+            window.expire(now)
+            amount = amounts[window.limit.kind]
+            if amount:
+                start = max(start, window.earliest(start, amount))
+        delay = start - now
+        if max_delay is not None and delay > max_delay:
+            self._stats["refused"] += 1
+            return None
+        for window in self._windows:
+            amount = amounts[window.limit.kind]
+            if amount:
+                window.add(start, amount)
+        self._last_grant = start
+        self._count(amounts, delay)
+        if shared is not None:
+            # booked no earlier than shared's last grant, so its windows' times never decrease (a
+            # later booking only expires later: conservative); another limiter's queueing is not ours
+            at = max(start, shared._last_grant)
+            for window in shared._windows:
                 amount = amounts[window.limit.kind]
                 if amount:
-                    start = max(start, window.earliest(start, amount))
-            delay = start - now
-            if max_delay is not None and delay > max_delay:
-                self._stats["refused"] += 1
-                return None
-            for window in self._windows:
-                amount = amounts[window.limit.kind]
-                if amount:
-                    window.add(start, amount)
-            self._last_grant = start
-            stats = self._stats
-            stats["requests"] += 1
-            stats["weight"] += amounts["weight"]
-            stats["orders"] += amounts["orders"]
-            if delay > 0:
-                stats["queued"] += 1
-                stats["queued_seconds"] += delay
-                stats["max_queue_seconds"] = max(stats["max_queue_seconds"], delay)
-            return delay
+                    window.add(at, amount)
+            shared._last_grant = at
+            shared._count(amounts, 0.0)
+        return delay
+
+    def _count(self, amounts: Mapping[str, int], delay: float) -> None:
+        stats = self._stats
+        stats["requests"] += 1
+        stats["weight"] += amounts["weight"]
+        stats["orders"] += amounts["orders"]
+        if delay > 0:
+            stats["queued"] += 1
+            stats["queued_seconds"] += delay
+            stats["max_queue_seconds"] = max(stats["max_queue_seconds"], delay)
 
     def observe(self, headers: Mapping[str, str], status: int | None = None) -> None:
         """Learn the server's usage from one response's ``X-MBX-*`` headers (any status).
@@ -308,3 +327,50 @@ class RequestLimiter:
         the highest usage the exchange reported, and 429/418 answers seen."""
         with self._lock:
             return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self._stats.items()}
+
+
+#: limits Binance counts per IP (shared by every account sending from it); ORDERS are per account
+IP_KINDS = frozenset({"weight", "requests"})
+
+
+def ip_limiter(limits: Iterable[Limit] = BINANCE_DEFAULT_LIMITS, *, headroom: float = DEFAULT_HEADROOM,
+               clock: Callable[[], float] = time.monotonic) -> RequestLimiter:
+    """The per-IP part of ``limits`` (request weight, raw requests) as one limiter for several
+    ``AccountLimiter``s: accounts liquidated together from one machine against one exchange host."""
+    return RequestLimiter([limit for limit in limits if limit.kind in IP_KINDS], headroom=headroom, clock=clock)
+
+
+class AccountLimiter(RequestLimiter):
+    """One account's limiter beside others on the same IP: its ORDERS limits are its own, while
+    request weight and raw requests are granted against ``ip`` (see ``ip_limiter``), shared by every
+    account on the same exchange host, so a fleet together never earns the IP a 429.
+
+    A grant must fit both; the account's own queueing (its order-count windows) never delays the
+    other accounts' requests. exchangeInfo's ``rateLimits`` configure both (the IP part for all).
+    """
+
+    def __init__(self, ip: RequestLimiter, limits: Iterable[Limit] = BINANCE_DEFAULT_LIMITS, *,
+                 headroom: float = DEFAULT_HEADROOM, clock: Callable[[], float] = time.monotonic) -> None:
+        if not isinstance(ip, RequestLimiter) or isinstance(ip, AccountLimiter):
+            raise TypeError(f"ip={ip!r}: expected the shared per-IP RequestLimiter (see ip_limiter)")
+        self.ip = ip
+        super().__init__(limits, headroom=headroom, clock=clock)
+
+    def configure_limits(self, limits: Iterable[Limit]) -> None:
+        limits = list(limits)
+        super().configure_limits([limit for limit in limits if limit.kind not in IP_KINDS])
+        shared = [limit for limit in limits if limit.kind in IP_KINDS]
+        if shared:
+            self.ip.configure_limits(shared)
+
+    def reserve(self, weight: int, orders: int, *, max_delay: float | None = None) -> float | None:
+        with self.ip._lock, self._lock:  # always the shared lock first: no two accounts deadlock
+            return self._reserve_locked(weight, orders, max_delay, self.ip)
+
+    def observe(self, headers: Mapping[str, str], status: int | None = None) -> None:
+        super().observe(headers, status)
+        self.ip.observe(headers, status)
+
+    @property
+    def limits(self) -> tuple[Limit, ...]:
+        return (*self.ip.limits, *super().limits)

@@ -66,6 +66,7 @@ from harness.core.errors import (
 from harness.exchanges.binance.close import MarketCloser, OrderBatcher
 from harness.exchanges.binance.errors import NOT_FOUND_CODES
 from harness.exchanges.binance.ids import make_client_order_id
+from harness.exchanges.binance.limiter import AccountLimiter, RequestLimiter
 from harness.exchanges.binance.rules import (
     ExchangeRules,
     SymbolRules,
@@ -122,6 +123,7 @@ class BinanceFuturesOrderManager:
         sync_sleep: Callable[[float], Any] = time.sleep,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         batch_orders: bool = False,
+        weight_limiter: RequestLimiter | None = None,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ConfigError("api_key", "<missing>" if not api_key else "<not a string>", "a non-empty string")
@@ -145,6 +147,8 @@ class BinanceFuturesOrderManager:
             sleep=sleep,
             sync_sleep=sync_sleep,
             max_in_flight=max_in_flight,
+            # accounts on one exchange host share the per-IP weight budget; orders stay per account
+            limiter=None if weight_limiter is None else AccountLimiter(weight_limiter),
         )
         self._rules: ExchangeRules | None = self._given_rules(symbols_info)
         if self._rules is not None:
