@@ -70,8 +70,9 @@ def test_a_bot_that_ignores_sigterm_is_a_hanging_shutdown(tmp_path: Path, marker
 
 
 def test_a_bot_killed_by_a_signal_reports_a_negative_exit_status_by_name(tmp_path: Path, marker: str) -> None:
-    spec = tiny_bot(READY_THEN_WAIT + "import os\nsignal.signal(signal.SIGTERM, lambda *a: os.kill(os.getpid(), signal.SIGKILL))\n"
-                    "time.sleep(60)", marker)
+    # the handler is installed before READY, so the stop signal can never arrive ahead of it
+    spec = tiny_bot("import os, signal, time\nsignal.signal(signal.SIGTERM, lambda *a: os.kill(os.getpid(), signal.SIGKILL))\n"
+                    "print('READY', flush=True)\ntime.sleep(60)", marker)
     run = start(spec, tmp_path).start(timeout=10).stop(timeout=10)
     assert run.returncode == -signal.SIGKILL
     assert run.exit == "killed by signal SIGKILL (exit status -9)"
@@ -107,8 +108,8 @@ def test_readiness_by_the_bot_ready_file_and_a_custom_prefix(tmp_path: Path, mar
 
 def test_the_bot_gets_the_contract_environment_and_nothing_else(tmp_path: Path, marker: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BINANCE_API_KEY", "real-production-key")
-    code = ("import json, os, signal, sys, time\nprint('READY ' + json.dumps(dict(os.environ)), flush=True)\n"
-            "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\ntime.sleep(60)")
+    code = ("import json, os, signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+            "print('READY ' + json.dumps(dict(os.environ)), flush=True)\ntime.sleep(60)")
     bot = BotProcess(tmp_path / "logs", exchange_url="http://127.0.0.1:9/", symbols=["BTCUSDT", "ETHUSDT"],
                      env={"BINANCE_TESTNET_API_KEY": "k", "BINANCE_TESTNET_API_SECRET": "s"},
                      spec=tiny_bot(code, marker), config={"timeout_seconds": 1.0, "cancel_orders": False}, rollback=True)
