@@ -31,6 +31,7 @@ from ._http import HttpFace, HttpSettings, RequestRecord
 from ._models import Fill
 from ._ratelimit import RateLimiter, RateLimits
 from ._routes_account import ListenKeys
+from ._streams import StreamHub
 from .book import SimBook
 from .faults import FaultPlan
 
@@ -82,6 +83,7 @@ class BinanceSimulator:
         self.recv_window_max = recv_window_max
         self._limiter = RateLimiter(RateLimits.coerce(rate_limits))
         self.listen_keys = ListenKeys(self.book)
+        self.streams = StreamHub(self.book, self.listen_keys)
         self._requested_port = port
         self._port: int | None = None
         self._log_lock = threading.Lock()
@@ -114,6 +116,18 @@ class BinanceSimulator:
         """``http://127.0.0.1:PORT``; python-binance's ``FUTURES_URL`` is this plus ``/fapi``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def streams_url(self) -> str:
+        """``ws://127.0.0.1:PORT``: the WebSocket streams, on the REST port (see docs/SIMULATOR.md).
+
+        Binance's ``wss://fstream.binance.com`` maps to this: ``/ws/<listenKey>``, ``/stream?streams=``,
+        ``/market/...``, ``/public/...``, ``/private/ws?listenKey=...``. python-binance:
+        ``BinanceSocketManager.FSTREAM_URL = sim.streams_url + "/"``; ccxt.pro:
+        ``urls["api"]["ws"]["linear"] = sim.streams_url + "/ws"``.
+        """
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}"
 
     def start(self) -> BinanceSimulator:
         """Serve in a background thread; returns once the port is bound."""
@@ -184,7 +198,7 @@ class BinanceSimulator:
     async def _startup(self) -> None:
         settings = HttpSettings(self.book, self.faults, self._limiter, self.api_key, self.api_secret,
                                 self.recv_window_max, self._record, self.listen_keys)
-        runner = web.AppRunner(HttpFace(settings).app(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        runner = web.AppRunner(HttpFace(settings).app(before=self.streams.add_routes), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
                                handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self._requested_port, backlog=LISTEN_BACKLOG)
@@ -192,6 +206,7 @@ class BinanceSimulator:
         self._runner = runner
         self._port = int(runner.addresses[0][1])
         asyncio.get_running_loop().create_task(self._countdown_ticker())
+        self.streams.start()
 
     async def _shutdown(self) -> None:
         if self._runner is not None:
