@@ -24,28 +24,50 @@ def _price(value: Decimal, step: Decimal | None) -> str:
     return fmt(value, step) if value else "0"
 
 
-def _open_notional(book: SimBook, symbol: str) -> tuple[Decimal, Decimal]:
-    bids = asks = ZERO
-    for order in book.open_orders(symbol):
+class OpenNotional:
+    """Bids / asks notional of the open LIMIT orders per symbol (the ``b`` and ``a`` fields), kept
+    from the order events instead of rescanning every order the book ever held."""
+
+    def __init__(self) -> None:
+        self._by_order: dict[int, tuple[str, str, Decimal]] = {}
+        self._totals: dict[tuple[str, str], Decimal] = {}
+
+    def reset(self, book: SimBook) -> None:
+        """Start again from the book's open orders (lock held)."""
+        self._by_order.clear()
+        self._totals.clear()
+        for order in book.open_orders():
+            self.update(order, still_open=True)
+
+    def update(self, order: Order, *, still_open: bool) -> None:
         if order.type != "LIMIT":
-            continue
-        notional = (order.orig_qty - order.executed_qty) * order.price
-        if order.side == "BUY":
-            bids += notional
-        else:
-            asks += notional
-    return bids, asks
+            return
+        old = self._by_order.pop(order.order_id, None)
+        if old is not None:
+            self._totals[old[:2]] -= old[2]
+        value = (order.orig_qty - order.executed_qty) * order.price if still_open else ZERO
+        if value:
+            key = (order.symbol, order.side)
+            self._by_order[order.order_id] = (*key, value)
+            self._totals[key] = self._totals.get(key, ZERO) + value
+
+    def of(self, symbol: str) -> tuple[Decimal, Decimal]:
+        return self._totals.get((symbol, "BUY"), ZERO), self._totals.get((symbol, "SELL"), ZERO)
 
 
-def order_trade_update(book: SimBook, order: Order, execution: str, now: int, fill: Fill | None = None) -> dict[str, Any]:
-    """``ORDER_TRADE_UPDATE`` for one execution: NEW, TRADE, CANCELED, EXPIRED or AMENDMENT."""
+def order_trade_update(order: Order, execution: str, now: int, fill: Fill | None = None,
+                       notional: tuple[Decimal, Decimal] = (ZERO, ZERO)) -> dict[str, Any]:
+    """``ORDER_TRADE_UPDATE`` for one execution: NEW, TRADE, CANCELED, EXPIRED or AMENDMENT.
+
+    ``notional``: (bids, asks) notional of the symbol's open orders after this execution.
+    """
     if fill is not None:
         status = "FILLED" if order.executed_qty == order.orig_qty else "PARTIALLY_FILLED"
     elif execution in ("NEW", "AMENDMENT"):
         status = "NEW" if not order.executed_qty else "PARTIALLY_FILLED"
     else:
         status = execution
-    bids, asks = _open_notional(book, order.symbol)
+    bids, asks = notional
     avg = order.avg_price
     data: dict[str, Any] = {
         "s": order.symbol,

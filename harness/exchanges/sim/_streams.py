@@ -95,6 +95,8 @@ class StreamHub:
         # read from any thread that changes the book: plain counters, no iteration
         self._user_listeners = 0
         self._market_listeners = 0
+        self._changed = threading.Condition()
+        self._notional = ev.OpenNotional()
 
     # ------------------------------------------------------------ wiring
     def add_routes(self, app: web.Application) -> None:
@@ -172,8 +174,24 @@ class StreamHub:
         self._recount()
 
     def _recount(self) -> None:
-        self._user_listeners = sum(1 for c in self._clients if c.keys)
-        self._market_listeners = sum(1 for c in self._clients if c.streams)
+        with self._changed, self._book.lock:
+            users = sum(1 for c in self._clients if c.keys)
+            if users and not self._user_listeners:  # the open-order notional is kept only while listened to
+                self._notional.reset(self._book)
+            self._user_listeners = users
+            self._market_listeners = sum(1 for c in self._clients if c.streams)
+            self._changed.notify_all()
+
+    @property
+    def user_listeners(self) -> int:
+        """Connections subscribed to a valid listen key's user data stream."""
+        return self._user_listeners
+
+    def wait_for_user_listeners(self, count: int = 1, timeout: float = 5.0) -> bool:
+        """Block (any thread but the server's) until ``count`` connections listen to the user
+        stream; False on ``timeout``."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._user_listeners >= count, timeout)
 
     # ------------------------------------------------------------ subscriptions
     def _subscribe(self, client: _Client, names: Iterable[str], *, from_url: bool) -> list[str]:
@@ -292,10 +310,13 @@ class StreamHub:
         now = book.now_ms()
         if kind == "order":
             order, execution = data
-            self._dispatch("user", [ev.order_trade_update(book, order, execution, now)])
+            self._notional.update(order, still_open=execution in ("NEW", "AMENDMENT"))
+            self._dispatch("user", [ev.order_trade_update(order, execution, now,
+                                                          notional=self._notional.of(order.symbol))])
         elif kind == "trade":
             order, fill = data
-            self._dispatch("user", [ev.order_trade_update(book, order, "TRADE", now, fill),
+            self._notional.update(order, still_open=order.executed_qty < order.orig_qty)
+            self._dispatch("user", [ev.order_trade_update(order, "TRADE", now, fill, self._notional.of(order.symbol)),
                                     ev.account_update(book, order.symbol, order.position_side, now)])
         elif kind == "algo":
             self._dispatch("user", [ev.algo_update(data, now)])

@@ -224,6 +224,11 @@ class BinanceSimulator:
                     self._countdown_cond.notify_all()
             await asyncio.sleep(COUNTDOWN_TICK_SECONDS)
 
+    def wait_for_user_stream(self, count: int = 1, timeout: float = 5.0) -> bool:
+        """Block until ``count`` WebSocket connections listen to the user data stream (a bot that
+        subscribes before trading); False on ``timeout``. From async code: ``asyncio.to_thread``."""
+        return self.streams.wait_for_user_listeners(count, timeout)
+
     @property
     def countdowns_fired(self) -> list[tuple[str, int]]:
         """(symbol, orders cancelled) for every dead-man's switch that ran out, oldest first."""
