@@ -81,8 +81,10 @@ class _Client:
 class StreamHub:
     """Connections, subscriptions and the book observer that feeds them."""
 
-    def __init__(self, book: SimBook, listen_keys: ListenKeys, *, mark_interval: float = MARK_PRICE_INTERVAL,
+    def __init__(self, book: SimBook, listen_keys: ListenKeys, *, legacy_paths: bool = True,
+                 mark_interval: float = MARK_PRICE_INTERVAL,
                  fast_mark_interval: float = FAST_MARK_PRICE_INTERVAL) -> None:
+        self.legacy_paths = legacy_paths
         self._book = book
         self._keys = listen_keys
         self._mark_interval = mark_interval
@@ -131,6 +133,9 @@ class StreamHub:
         category = parts[0] if parts[0] in CATEGORIES else None
         mode = parts[1] if category else parts[0]
         tail = request.match_info.get("tail", "")
+        if category is None and not self.legacy_paths:  # Binance retired them on 2026-04-23
+            return web.json_response({"code": -5000, "msg": f"Path {request.path}, Method GET is invalid"},
+                                     status=404)
         try:
             names = [n for n in tail.split("/") if n] if mode == "ws" else []
             if request.query.get("streams"):

@@ -70,6 +70,7 @@ class BinanceSimulator:
         api_secret: str | None = None,
         recv_window_max: int = 60000,
         rate_limits: RateLimits | Mapping[str, int] | None = None,
+        stream_legacy_paths: bool = True,
     ) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ConfigError("port", port, "an integer in 0..65535 (0 = any free port)")
@@ -83,7 +84,10 @@ class BinanceSimulator:
         self.recv_window_max = recv_window_max
         self._limiter = RateLimiter(RateLimits.coerce(rate_limits))
         self.listen_keys = ListenKeys(self.book)
-        self.streams = StreamHub(self.book, self.listen_keys)
+        if not isinstance(stream_legacy_paths, bool):
+            raise ConfigError("stream_legacy_paths", stream_legacy_paths,
+                              "True (also serve /ws and /stream) or False (only /public, /market, /private)")
+        self.streams = StreamHub(self.book, self.listen_keys, legacy_paths=stream_legacy_paths)
         self._requested_port = port
         self._port: int | None = None
         self._log_lock = threading.Lock()

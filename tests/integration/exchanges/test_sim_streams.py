@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 import requests
 
+from harness.core.errors import ConfigError
 from harness.exchanges.sim import BinanceSimulator, SimBook
 from harness.exchanges.sim.ccxt_urls import ccxt_binanceusdm_config
 from tests.support.clock import ManualClock
@@ -70,7 +71,9 @@ class TestPythonBinance:
         try:
             manager = BinanceSocketManager(client)
             manager.FSTREAM_URL = sim.streams_url + "/"
-            async with manager.futures_user_socket() as socket:
+            socket = manager.futures_user_socket()
+            socket.TIMEOUT = 0.2  # its read loop notices the close only after a message or this timeout
+            async with socket:
                 placed = await client.futures_create_order(symbol="BTCUSDT", side="BUY", type="MARKET",
                                                            quantity="0.010")
 
@@ -143,18 +146,33 @@ class TestPlainWebSocket:
                                                                 rest["askQty"])
         assert isinstance(data["u"], int)
 
-    async def test_limit_order_new_then_cancel_and_private_events_filter(self, sim: BinanceSimulator,
-                                                                         session: aiohttp.ClientSession) -> None:
+    async def test_limit_order_new_amend_cancel_with_open_notional(self, sim: BinanceSimulator,
+                                                                   session: aiohttp.ClientSession) -> None:
+        resting = sim.place_order("BTCUSDT", "BUY", "LIMIT", "0.010", "39000")  # before anyone listens
         key = listen_key(sim)
         url = f"{sim.streams_url}/private/ws?listenKey={key}&events=ORDER_TRADE_UPDATE"
         async with session.ws_connect(url) as ws:
             order = await asyncio.to_thread(sim.place_order, "BTCUSDT", "BUY", "LIMIT", "0.010", "40000")
             new = await next_event(ws, "ORDER_TRADE_UPDATE", x="NEW")
+            await asyncio.to_thread(sim.book.modify_order, "BTCUSDT", "BUY", "0.020", "40000", order["orderId"])
+            amended = await next_event(ws, "ORDER_TRADE_UPDATE", x="AMENDMENT")
             await asyncio.to_thread(sim.book.cancel_order, "BTCUSDT", order["orderId"])
             cancelled = await next_event(ws, "ORDER_TRADE_UPDATE", x="CANCELED")
-        assert (new["o"]["i"], new["o"]["X"], new["o"]["p"], new["o"]["b"]) == (order["orderId"], "NEW", "40000.0",
-                                                                                "400")
-        assert (cancelled["o"]["X"], cancelled["o"]["b"]) == ("CANCELED", "0")
+            # the events filter keeps ACCOUNT_UPDATE away even when something fills
+            await asyncio.to_thread(sim.book.place_order, "BTCUSDT", "SELL", "MARKET", "0.010")
+            trade = await ws.receive_json(timeout=WAIT)
+            while trade["o"]["x"] != "TRADE":
+                trade = await ws.receive_json(timeout=WAIT)
+            await ws.send_json({"method": "LIST_SUBSCRIPTIONS", "id": 1})
+            following = await ws.receive_json(timeout=WAIT)
+            while "id" not in following:
+                assert following["e"] == "ORDER_TRADE_UPDATE"
+                following = await ws.receive_json(timeout=WAIT)
+        assert (new["o"]["i"], new["o"]["X"], new["o"]["p"]) == (order["orderId"], "NEW", "40000.0")
+        assert (new["o"]["b"], new["o"]["a"]) == ("790", "0")  # 0.010 x 39000 resting + 0.010 x 40000
+        assert (amended["o"]["q"], amended["o"]["b"]) == ("0.020", "1190")
+        assert (cancelled["o"]["X"], cancelled["o"]["b"]) == ("CANCELED", "390")
+        assert resting["status"] == "NEW" and trade["o"]["X"] == "FILLED"
 
     async def test_algo_update_from_placement_to_trigger(self, sim: BinanceSimulator,
                                                          session: aiohttp.ClientSession) -> None:
@@ -278,6 +296,22 @@ class TestCcxtPro:
         [order] = [o for o in orders if o["id"] == placed["id"] and o["status"] == "closed"]
         assert (order["symbol"], order["side"], order["type"]) == ("BTC/USDT:USDT", "buy", "market")
         assert order["filled"] == pytest.approx(0.01)
+
+
+async def test_legacy_paths_can_be_retired_as_binance_did(session: aiohttp.ClientSession) -> None:
+    async with BinanceSimulator(stream_legacy_paths=False) as sim:
+        status, body = await handshake_refusal(session, sim, "/ws/btcusdt@markPrice")
+        async with session.ws_connect(sim.streams_url + "/market/ws/btcusdt@markPrice") as ws:
+            await asyncio.to_thread(sim.set_mark_price, "BTCUSDT", "63000")
+            message = await next_event(ws, "markPriceUpdate")
+    assert (status, body["code"]) == (404, -5000)
+    assert message["p"] == "63000.0"
+
+
+def test_stream_legacy_paths_must_be_a_bool() -> None:
+    with pytest.raises(ConfigError) as refused:
+        BinanceSimulator(stream_legacy_paths="no")  # type: ignore[arg-type]
+    assert "stream_legacy_paths" in str(refused.value) and "'no'" in str(refused.value)
 
 
 def test_streams_url_is_the_rest_port_over_ws() -> None:
