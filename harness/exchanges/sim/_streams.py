@@ -140,7 +140,8 @@ class StreamHub:
             names = [n for n in tail.split("/") if n] if mode == "ws" else []
             if request.query.get("streams"):
                 names += [n for n in request.query["streams"].split("/") if n]
-            client = _Client(web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, timeout=CLOSE_TIMEOUT_SECONDS), category, combined=mode == "stream")
+            ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, timeout=CLOSE_TIMEOUT_SECONDS)
+            client = _Client(ws, category, combined=mode == "stream")
             self._subscribe(client, names, from_url=True)
             if "listenKey" in request.query or (category == "private" and not client.keys):
                 self._subscribe_private(client, request.query.get("listenKey", ""), request.query.get("events"))

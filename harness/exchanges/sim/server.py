@@ -202,7 +202,8 @@ class BinanceSimulator:
     async def _startup(self) -> None:
         settings = HttpSettings(self.book, self.faults, self._limiter, self.api_key, self.api_secret,
                                 self.recv_window_max, self._record, self.listen_keys)
-        runner = web.AppRunner(HttpFace(settings).app(before=self.streams.add_routes), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        app = HttpFace(settings).app(before=self.streams.add_routes)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
                                handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self._requested_port, backlog=LISTEN_BACKLOG)

@@ -54,7 +54,8 @@ async def next_event(ws: aiohttp.ClientWebSocketResponse, event: str, **match: A
     return await asyncio.wait_for(wait(), WAIT)
 
 
-async def handshake_refusal(session: aiohttp.ClientSession, sim: BinanceSimulator, path: str) -> tuple[int, dict[str, Any]]:
+async def handshake_refusal(session: aiohttp.ClientSession, sim: BinanceSimulator,
+                            path: str) -> tuple[int, dict[str, Any]]:
     """HTTP status and JSON body of a refused WebSocket handshake."""
     headers = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
