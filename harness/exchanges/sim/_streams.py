@@ -69,12 +69,16 @@ class _Client:
     streams: set[str] = field(default_factory=set)
     keys: dict[str, frozenset[str]] = field(default_factory=dict)
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(MAX_QUEUED_MESSAGES))
+    dropped: bool = False
 
     def push(self, stream: str, data: Any) -> None:
         text = json.dumps({"stream": stream, "data": data} if self.combined else data, separators=(",", ":"))
+        if self.dropped:
+            return
         try:
             self.queue.put_nowait(text)
         except asyncio.QueueFull:  # a reader that stopped reading: drop it, as Binance does
+            self.dropped = True
             asyncio.get_running_loop().create_task(self.ws.close(code=1008, message=b"queue overflow"))
 
 
@@ -169,7 +173,10 @@ class StreamHub:
             text = await client.queue.get()
             if client.ws.closed:
                 return
-            await client.ws.send_str(text)
+            try:
+                await client.ws.send_str(text)
+            except (ConnectionError, RuntimeError):  # the client went away mid-send
+                return
 
     def _add(self, client: _Client) -> None:
         self._clients.add(client)

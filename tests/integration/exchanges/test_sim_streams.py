@@ -209,6 +209,70 @@ def algo_order_id(sim: BinanceSimulator) -> str:
     return algo.actual_order_id
 
 
+#: documented keys and JSON types (Binance USD-M user data / market streams docs)
+S, I, B = str, int, bool
+ORDER_FIELDS = {"s": S, "c": S, "S": S, "o": S, "f": S, "q": S, "p": S, "ap": S, "sp": S, "x": S, "X": S, "i": I,
+                "l": S, "z": S, "L": S, "T": I, "t": I, "b": S, "a": S, "m": B, "R": B, "wt": S, "ot": S, "ps": S,
+                "cp": B, "rp": S, "pP": B, "si": I, "ss": I, "V": S, "pm": S, "gtd": I}
+TRADE_ONLY_FIELDS = {"N": S, "n": S}
+BALANCE_FIELDS = {"a": S, "wb": S, "cw": S, "bc": S}
+POSITION_FIELDS = {"s": S, "pa": S, "ep": S, "bep": S, "cr": S, "up": S, "mt": S, "iw": S, "ps": S}
+ALGO_FIELDS = {"caid": S, "aid": I, "at": S, "o": S, "s": S, "S": S, "ps": S, "f": S, "q": S, "X": S, "ai": S,
+               "ap": S, "aq": S, "act": S, "tp": S, "p": S, "V": S, "wt": S, "pm": S, "cp": B, "pP": B, "R": B,
+               "tt": I, "gtd": I}
+MARK_FIELDS = {"e": S, "E": I, "s": S, "p": S, "i": S, "P": S, "r": S, "T": I}
+BOOK_TICKER_FIELDS = {"e": S, "u": I, "E": I, "T": I, "s": S, "b": S, "B": S, "a": S, "A": S}
+
+
+#: string fields that are not numbers (everything else typed str must parse as a Decimal)
+TEXT_KEYS = {"e", "s", "c", "S", "o", "f", "x", "X", "wt", "ot", "ps", "V", "pm", "mt", "caid", "at", "ai", "act",
+             "N"}
+
+
+def assert_shape(payload: dict[str, Any], fields: dict[str, type], text: set[str] = TEXT_KEYS) -> None:
+    missing = sorted(set(fields) - set(payload))
+    assert not missing, f"missing keys {missing} in {payload}"
+    wrong = {k: type(payload[k]).__name__ for k, t in fields.items() if type(payload[k]) is not t}
+    assert not wrong, f"wrong JSON types {wrong} in {payload}"
+    for key in (k for k, t in fields.items() if t is str and k not in text):
+        try:
+            Decimal(payload[key])
+        except ArithmeticError:
+            pytest.fail(f"{key}={payload[key]!r} is not a number string in {payload}")
+
+
+async def test_every_event_has_binances_keys_and_json_types(sim: BinanceSimulator,
+                                                            session: aiohttp.ClientSession) -> None:
+    sim.set_position("ETHUSDT", "1.000")
+    key = listen_key(sim)
+    streams = f"{key}/btcusdt@markPrice/btcusdt@bookTicker"
+    async with session.ws_connect(f"{sim.streams_url}/stream?streams={streams}") as ws:
+        await asyncio.to_thread(sim.book.place_order, "BTCUSDT", "BUY", "LIMIT", "0.010", "70000")
+        new = await next_event(ws, "ORDER_TRADE_UPDATE", x="NEW")
+        trade = await next_event(ws, "ORDER_TRADE_UPDATE", x="TRADE")
+        account = await next_event(ws, "ACCOUNT_UPDATE")
+        await asyncio.to_thread(sim.place_algo_order, "ETHUSDT", "SELL", "STOP_MARKET", trigger_price="1000",
+                                quantity="0.500", reduce_only=True)
+        algo = await next_event(ws, "ALGO_UPDATE")
+        await asyncio.to_thread(sim.set_mark_price, "BTCUSDT", "65000")
+        mark = await next_event(ws, "markPriceUpdate")
+        ticker = await next_event(ws, "bookTicker")
+    for message in (new, trade, account, algo):
+        assert message["stream"] == key
+        assert type(message["data"]["E"]) is int and type(message["data"]["T"]) is int
+    assert_shape(new["data"]["o"], ORDER_FIELDS)
+    assert_shape(trade["data"]["o"], {**ORDER_FIELDS, **TRADE_ONLY_FIELDS})
+    assert not set(TRADE_ONLY_FIELDS) & set(new["data"]["o"])  # "will not push if no commission"
+    [balance] = account["data"]["a"]["B"]
+    [position] = account["data"]["a"]["P"]
+    assert_shape(balance, BALANCE_FIELDS, TEXT_KEYS | {"a"})
+    assert_shape(position, POSITION_FIELDS)
+    assert_shape(algo["data"]["o"], ALGO_FIELDS)
+    assert_shape(mark["data"], MARK_FIELDS)
+    assert_shape(ticker["data"], BOOK_TICKER_FIELDS)
+    assert (mark["stream"], ticker["stream"]) == ("btcusdt@markPrice", "btcusdt@bookTicker")
+
+
 class TestListenKeys:
     @pytest.mark.parametrize("path", ["/ws/{key}", "/private/ws?listenKey={key}", "/stream?streams={key}"])
     async def test_unknown_listen_key_is_refused_at_the_handshake(self, sim: BinanceSimulator,
