@@ -2,11 +2,12 @@
 
 * ``SimBook``: accounts, positions, orders, filters and fills (pure, thread-safe);
 * ``InMemoryOrderManager``: the in-process ``OrderExecutionManager`` over a book;
-* ``BinanceSimulator``: Binance's REST API over HTTP on 127.0.0.1, for python-binance;
+* ``BinanceSimulator``: Binance's REST API over HTTP on 127.0.0.1, for python-binance, and its
+  WebSocket streams (user data, markPrice, bookTicker) on the same port (``sim.streams_url``);
 * ``FaultPlan``: latency, hangs, errors, unknown status, locks and partial fills for both faces.
 
-What the simulator models and what it does not (synthetic depth, no liquidations, no WebSocket
-streams yet, ...) is listed in ``docs/SIMULATOR.md``; ``ccxt_urls`` points ccxt at it.
+What the simulator models and what it does not (synthetic depth, no liquidations, ...) is listed
+in ``docs/SIMULATOR.md``; ``ccxt_urls`` points ccxt at it.
 """
 
 from ._models import AlgoOrder, Fill, Order, SimBookError

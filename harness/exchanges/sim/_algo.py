@@ -5,6 +5,7 @@ Private helper of ``SimBook``; every method runs with the book's lock held.
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -102,6 +103,8 @@ class AlgoDesk:
         )
         self._next_id += 1
         self._orders[order.algo_id] = order
+        if book.observed:
+            book.notify("algo", order)
         return order.copy()
 
     def find(self, algo_id: int | str | None, client_algo_id: str | None, *, missing: int) -> AlgoOrder:
@@ -152,6 +155,8 @@ class AlgoDesk:
         book = self._book
         spec = book.spec(algo.symbol)
         algo.trigger_time = book.now_ms()
+        if book.observed:
+            book.notify("algo", dataclasses.replace(algo, algo_status="TRIGGERING"))
         qty = algo.quantity
         if algo.close_position:
             capacity = book.close_capacity(algo.symbol, algo.side, algo.position_side, True) or ZERO
@@ -187,4 +192,6 @@ class AlgoDesk:
     def _set_status(self, order: AlgoOrder, status: str) -> None:
         order.algo_status = status
         order.update_time = self._book.now_ms()
+        if self._book.observed:
+            self._book.notify("algo", order)
 

@@ -79,8 +79,11 @@ class HttpFace:
     def __init__(self, settings: HttpSettings) -> None:
         self.s = settings
 
-    def app(self) -> web.Application:
+    def app(self, before: Callable[[web.Application], None] | None = None) -> web.Application:
+        """The application; ``before`` adds routes that take precedence (the WebSocket paths)."""
         app = web.Application(client_max_size=1024 * 1024)
+        if before is not None:
+            before(app)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 

@@ -14,6 +14,7 @@ from ._num import ZERO, floor_to_step, fmt
 
 if TYPE_CHECKING:
     from ._routes import Call
+    from .book import SimBook
 
 FUNDING_INTERVAL_MS = 8 * 3600 * 1000
 FUNDING_RATE = "0.00010000"
@@ -70,11 +71,16 @@ def ticker_price(call: Call) -> Any:
     return _one_or_all(call, rows)
 
 
-def _top_of_book(call: Call, symbol: str) -> tuple[Decimal, Decimal, Decimal]:
-    spec = call.book.spec(symbol)
-    bid = floor_to_step(call.book.mark_price(symbol), spec.tick_size)
+def top_of_book(book: SimBook, symbol: str) -> tuple[Decimal, Decimal, Decimal]:
+    """(best bid, best ask, quantity on each level) of the synthetic book around the mark."""
+    spec = book.spec(symbol)
+    bid = floor_to_step(book.mark_price(symbol), spec.tick_size)
     qty = max(floor_to_step(spec.market_max_qty / 10, spec.step_size), spec.min_qty)
     return bid, bid + spec.tick_size, qty
+
+
+def _top_of_book(call: Call, symbol: str) -> tuple[Decimal, Decimal, Decimal]:
+    return top_of_book(call.book, symbol)
 
 
 def book_ticker(call: Call) -> Any:

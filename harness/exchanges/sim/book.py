@@ -89,6 +89,34 @@ class SimBook:
         self._multi_assets = False
         self._paths: dict[str, tuple[int, int, tuple[Decimal, ...]]] = {}
         self._algo = AlgoDesk(self)
+        self._observers: list[Callable[[str, Any], None]] = []
+
+    # ----------------------------------------------------------------- observers (the streams' feed)
+    def add_observer(self, observer: Callable[[str, Any], None]) -> None:
+        """Call ``observer(kind, data)`` on every state change, with the book's lock held.
+
+        Kinds: ``"order"`` (an ``Order`` and its execution type: NEW, CANCELED, EXPIRED, AMENDMENT),
+        ``"trade"`` (the ``Order`` after a fill and the ``Fill``), ``"algo"`` (an ``AlgoOrder`` whose
+        status changed) and ``"mark"`` (a symbol whose mark price moved). The objects are the book's
+        own: read them at once, never keep or change them, and never block.
+        """
+        with self._lock:
+            self._observers.append(observer)
+
+    def remove_observer(self, observer: Callable[[str, Any], None]) -> None:
+        with self._lock:
+            if observer in self._observers:
+                self._observers.remove(observer)
+
+    @property
+    def observed(self) -> bool:
+        """True while some observer listens (callers skip building what nobody reads)."""
+        return bool(self._observers)
+
+    def notify(self, kind: str, data: Any) -> None:
+        """Tell the observers (lock held by the caller); a no-op without any."""
+        for observer in self._observers:
+            observer(kind, data)
 
     # ----------------------------------------------------------------- market data
     def now_ms(self) -> int:
@@ -124,6 +152,8 @@ class SimBook:
         with self._lock:
             self._require_symbol(symbol)
             self._marks[symbol] = value
+            if self._observers:
+                self.notify("mark", symbol)
             start = len(self._fills)
             self._fill_crossed_limits(symbol)
             self._algo.trigger(symbol, value)
@@ -429,7 +459,7 @@ class SimBook:
                 return order.copy()
             order.orig_qty, order.price, order.update_time = qty, limit, self.now_ms()
             capacity = self.close_capacity(symbol, order.side, order.position_side, order.reduce_only)
-            self._match_new(order, capacity, None)
+            self._match_new(order, capacity, None, "AMENDMENT")
             return order.copy()
 
     def cancel_all(self, symbol: str) -> int:
@@ -584,6 +614,7 @@ class SimBook:
             "initial_margin": abs(notional) / leverage,
             "maint_margin": mg.maint_margin(notional),
             "max_notional": mg.max_notional(leverage),
+            "realized_pnl": state.realized_pnl,
         }
 
     def _new_client_id(self, client_order_id: str | None) -> str:
@@ -606,18 +637,21 @@ class SimBook:
         self._orders[order.order_id] = order
         return order
 
-    def _match_new(self, order: Order, capacity: Decimal | None, fill_ratio: Decimal | None) -> None:
+    def _match_new(self, order: Order, capacity: Decimal | None, fill_ratio: Decimal | None,
+                   execution: str = "NEW") -> None:
         spec = self._specs[order.symbol]
         mark = self._marks[order.symbol]
         marketable = order.type == "MARKET" or (order.price >= mark if order.side == "BUY" else order.price <= mark)
+        if marketable and order.time_in_force == "GTX":
+            del self._orders[order.order_id]  # Binance does not record it
+            raise SimBookError(-5022, "Due to the order could not be executed as maker, the Post Only order will "
+                                      "be rejected. The order will not be recorded in the order book")
+        if self._observers:
+            self.notify("order", (order, execution))
         if not marketable:
             if order.time_in_force in ("IOC", "FOK"):
                 self._close_order(order, "EXPIRED")
             return
-        if order.time_in_force == "GTX":
-            del self._orders[order.order_id]  # Binance does not record it
-            raise SimBookError(-5022, "Due to the order could not be executed as maker, the Post Only order will "
-                                      "be rejected. The order will not be recorded in the order book")
         qty = order.orig_qty if capacity is None else min(order.orig_qty, capacity)
         if fill_ratio is not None:
             qty = floor_to_step(qty * fill_ratio, spec.step_size)
@@ -667,16 +701,21 @@ class SimBook:
         order.executed_qty += qty
         order.cum_quote += qty * price
         order.update_time = now
-        self._fills.append(Fill(
+        fill = Fill(
             symbol=order.symbol, side=order.side, qty=qty, price=price, reduce_only=order.reduce_only,
             position_side=order.position_side, client_order_id=order.client_order_id, order_id=order.order_id,
             time=now, realized_pnl=realized, trade_id=self._next_trade_id, commission=commission, maker=maker,
-        ))
+        )
+        self._fills.append(fill)
         self._next_trade_id += 1
+        if self._observers:
+            self.notify("trade", (order, fill))
 
     def _close_order(self, order: Order, status: str) -> None:
         order.status = status
         order.update_time = self.now_ms()
+        if self._observers and status != "FILLED":  # a fill's own event already says FILLED
+            self.notify("order", (order, status))
 
     def _find(self, symbol: str, order_id: int | str | None, client_order_id: str | None, *, missing: int) -> Order:
         if order_id in (None, "") and client_order_id in (None, ""):

@@ -31,6 +31,7 @@ from ._http import HttpFace, HttpSettings, RequestRecord
 from ._models import Fill
 from ._ratelimit import RateLimiter, RateLimits
 from ._routes_account import ListenKeys
+from ._streams import StreamHub
 from .book import SimBook
 from .faults import FaultPlan
 
@@ -69,6 +70,7 @@ class BinanceSimulator:
         api_secret: str | None = None,
         recv_window_max: int = 60000,
         rate_limits: RateLimits | Mapping[str, int] | None = None,
+        stream_legacy_paths: bool = True,
     ) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ConfigError("port", port, "an integer in 0..65535 (0 = any free port)")
@@ -82,6 +84,10 @@ class BinanceSimulator:
         self.recv_window_max = recv_window_max
         self._limiter = RateLimiter(RateLimits.coerce(rate_limits))
         self.listen_keys = ListenKeys(self.book)
+        if not isinstance(stream_legacy_paths, bool):
+            raise ConfigError("stream_legacy_paths", stream_legacy_paths,
+                              "True (also serve /ws and /stream) or False (only /public, /market, /private)")
+        self.streams = StreamHub(self.book, self.listen_keys, legacy_paths=stream_legacy_paths)
         self._requested_port = port
         self._port: int | None = None
         self._log_lock = threading.Lock()
@@ -114,6 +120,18 @@ class BinanceSimulator:
         """``http://127.0.0.1:PORT``; python-binance's ``FUTURES_URL`` is this plus ``/fapi``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def streams_url(self) -> str:
+        """``ws://127.0.0.1:PORT``: the WebSocket streams, on the REST port (see docs/SIMULATOR.md).
+
+        Binance's ``wss://fstream.binance.com`` maps to this: ``/ws/<listenKey>``, ``/stream?streams=``,
+        ``/market/...``, ``/public/...``, ``/private/ws?listenKey=...``. python-binance:
+        ``BinanceSocketManager.FSTREAM_URL = sim.streams_url + "/"``; ccxt.pro:
+        ``urls["api"]["ws"]["linear"] = sim.streams_url + "/ws"``.
+        """
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}"
 
     def start(self) -> BinanceSimulator:
         """Serve in a background thread; returns once the port is bound."""
@@ -184,7 +202,8 @@ class BinanceSimulator:
     async def _startup(self) -> None:
         settings = HttpSettings(self.book, self.faults, self._limiter, self.api_key, self.api_secret,
                                 self.recv_window_max, self._record, self.listen_keys)
-        runner = web.AppRunner(HttpFace(settings).app(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        app = HttpFace(settings).app(before=self.streams.add_routes)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
                                handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self._requested_port, backlog=LISTEN_BACKLOG)
@@ -192,6 +211,7 @@ class BinanceSimulator:
         self._runner = runner
         self._port = int(runner.addresses[0][1])
         asyncio.get_running_loop().create_task(self._countdown_ticker())
+        self.streams.start()
 
     async def _shutdown(self) -> None:
         if self._runner is not None:
@@ -208,6 +228,11 @@ class BinanceSimulator:
                     self._countdowns_fired.extend(fired.items())
                     self._countdown_cond.notify_all()
             await asyncio.sleep(COUNTDOWN_TICK_SECONDS)
+
+    def wait_for_user_stream(self, count: int = 1, timeout: float = 5.0) -> bool:
+        """Block until ``count`` WebSocket connections listen to the user data stream (a bot that
+        subscribes before trading); False on ``timeout``. From async code: ``asyncio.to_thread``."""
+        return self.streams.wait_for_user_listeners(count, timeout)
 
     @property
     def countdowns_fired(self) -> list[tuple[str, int]]:
