@@ -34,6 +34,8 @@ Speed (a liquidation should cost about three round trips at any account size):
 * every request passes the session's rate limiter (``harness.exchanges.binance.limiter``), configured from
   exchangeInfo's ``rateLimits`` as soon as exchangeInfo is read; ``max_in_flight`` bounds
   concurrency and sizes both clients' connection pools; ``request_stats()`` reports the numbers.
+* ``open_order_symbols()`` (``SupportsOrderSnapshot``) answers from that same per-run snapshot, so
+  an engine run that looks for orders on the whole account costs no extra request.
 * ``warm_up()`` reads the clock offset, exchangeInfo and the position mode ahead of time (a bot
   calls it at start-up), so a liquidation spends no round trip on anything that can be cached.
 * ``batch_orders=True`` (off by default) sends closes of different symbols placed at the same
@@ -335,24 +337,38 @@ class BinanceFuturesOrderManager:
             if exc.code not in NOT_FOUND_CODES:
                 raise
 
+    async def open_order_symbols(self) -> set[str]:
+        """Every symbol of the account with an open regular or algo order (``SupportsOrderSnapshot``):
+        ``GET openOrders`` and ``GET openAlgoOrders`` without a symbol. Inside an engine run it is the
+        run's one snapshot (the same the cancels count from); raises when either book is unreadable."""
+        return set(await asyncio.shield(self._snapshot_future()))
+
+    def _snapshot_future(self) -> asyncio.Future[dict[str, int]]:
+        """The account-wide open-order counts: one shared read per engine run, a fresh one outside a run."""
+        run = current_correlation_id.get()
+        if run is None:
+            return asyncio.ensure_future(self._read_open_order_counts())
+        snapshot = self._order_snapshot
+        failed = snapshot is not None and snapshot[1].done() and (snapshot[1].cancelled() or snapshot[1].exception() is not None)
+        if snapshot is None or failed or snapshot[0] != run or snapshot[1].get_loop() is not asyncio.get_running_loop():
+            snapshot = (run, asyncio.ensure_future(self._read_open_order_counts()))  # a failed read is read again
+            self._order_snapshot = snapshot
+        return snapshot[1]
+
     async def _run_open_order_counts(self) -> dict[str, int] | None:
         """Open orders per symbol when the current engine run began (one snapshot per run, shared by
         every symbol's cancel); None outside a run or when the snapshot could not be read."""
-        run = current_correlation_id.get()
-        if run is None:
+        if current_correlation_id.get() is None:
             return None
-        snapshot = self._order_snapshot
-        if snapshot is None or snapshot[0] != run or snapshot[1].get_loop() is not asyncio.get_running_loop():
-            snapshot = (run, asyncio.ensure_future(self._read_open_order_counts()))
-            self._order_snapshot = snapshot
+        future = self._snapshot_future()
         try:
-            return await asyncio.shield(snapshot[1])
+            return await asyncio.shield(future)
         except ExchangeError as exc:
             log.warning("open-order snapshot failed (%s): counting per symbol", exc)
             return None
         except asyncio.CancelledError:
             task = asyncio.current_task()
-            if snapshot[1].cancelled() and (task is None or not task.cancelling()):
+            if future.cancelled() and (task is None or not task.cancelling()):
                 return None  # the snapshot was abandoned (adapter closing), not this cancel
             raise
 

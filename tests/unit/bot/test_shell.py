@@ -72,7 +72,7 @@ class TestBuildThenRun:
         assert await bot.run() == EXIT_OK
         assert book.positions() == []
         assert {c.method for c in face.calls} <= {"get_all_positions", "cancel_all_orders_async",
-                                                  "execute_market_close", "countdown_cancel_all"}
+                                                  "execute_market_close", "countdown_cancel_all", "open_order_symbols"}
 
 
 class TestDeadMansSwitchCapability:
