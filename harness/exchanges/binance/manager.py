@@ -85,6 +85,7 @@ _SYMBOL = re.compile(r"^[A-Z0-9_]{1,40}$")
 _ZERO = Decimal("0")
 #: runs whose client-order-id sequences are kept (a run's retries need its own; older runs are done)
 MAX_TRACKED_RUNS = 8
+_AUTH_CODES = frozenset({-2014, -2015, -1022})
 _CANCEL_METHODS = ("futures_cancel_all_open_orders", "futures_cancel_all_algo_open_orders")
 
 
@@ -206,11 +207,15 @@ class BinanceFuturesOrderManager:
             raise InvalidArgumentError(f"connections={connections!r}: expected an int >= 0")
         await self._session.ensure_clock()
         pings = min(connections, self._session.max_in_flight)
-        rules, _mode, *_ = await asyncio.gather(
+        rules, *others = await asyncio.gather(
             self.exchange_rules(),
-            self.is_hedge_mode(),
+            self.is_hedge_mode(),  # signed: a key the exchange refuses shows here (-2014/-2015/-1022)
             *(self._session.call("futures_ping", idempotent=True) for _ in range(pings)),
+            return_exceptions=True,
         )
+        failures = [o for o in (rules, *others) if isinstance(o, BaseException)]
+        if failures:  # a refused key first: it is the one failure that will not go away by itself
+            raise next((f for f in failures if getattr(f, "code", None) in _AUTH_CODES), failures[0])
         return rules
 
     def request_stats(self) -> dict[str, float]:
