@@ -45,7 +45,7 @@ def test_no_unhandled_exceptions_during_shutdown(exchange: Any, symbols: list[st
     with allure.step("stderr and trading.log free of unhandled exceptions"):
         assert unhandled_errors(run) == [], f"unhandled exception during shutdown: {unhandled_errors(run)}"
     with allure.step("The bot reached a verdict and exited by itself"):
-        assert run.result.get("state") in ("COMPLETED", "PARTIAL"), f"no verdict: {run.result}"
+        assert run.result.get("state") in ("COMPLETED", "PARTIAL"), f"the bot reached no verdict: {run.exit_description}"
         assert run.returncode in (0, 1), f"bot exit code {run.returncode} (crash or forced exit)"
 
 

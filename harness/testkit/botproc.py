@@ -47,6 +47,23 @@ class BotRun:
         path = self.log_dir / "trading.log"
         return path.read_text(encoding="utf-8") if path.exists() else ""
 
+    @property
+    def exit_description(self) -> str:
+        """How the bot ended, for failure messages: ``exit by signal 15 (SIGTERM), no verdict (...)``
+        when a signal killed it before it wrote liquidation-result.json, else its code and state."""
+        if self.returncode < 0:
+            try:
+                name = signal.Signals(-self.returncode).name
+            except ValueError:
+                name = "unknown signal"
+            how = f"exit by signal {-self.returncode} ({name})"
+        else:
+            how = f"exit code {self.returncode}"
+        if not self.result:
+            return (f"{how}, no verdict: liquidation-result.json was never written (the bot did not liquidate; "
+                    "did it install its signal handlers?)")
+        return f"{how}, state {self.result.get('state')}"
+
     def events(self, correlation_id: str | None = None) -> list[AuditRecord]:
         cid = correlation_id or self.result.get("correlation_id")
         return [r for r in self.audit if r.correlation_id == cid]
