@@ -13,6 +13,11 @@ Shapes
      "position_side": "BOTH",                                   # BOTH (one-way) | LONG | SHORT (hedge)
      "mark_price": Decimal("64000.1")}                          # optional
 
+The engine asks for ``[]`` (the whole account, one read) and reads each entry with
+``harness.core.positions.read_position``: this shape (extra keys only from ``PORT_OPTIONAL_KEYS``) or
+Binance's native positionRisk row (``positionAmt``/``positionSide``); anything else (a missing or
+unparseable amount, unknown keys, a reply that is not a list) makes the positions UNKNOWN, never flat.
+
 ``cancel_all_orders(symbol)`` is synchronous and cancels regular AND conditional (algo) orders of the
 symbol; it returns how many were cancelled (0 when there were none, which is not an error).
 
