@@ -159,6 +159,18 @@ class TestAdapterAgainstSimulator:
         assert all(isinstance(p["mark_price"], Decimal) for p in positions)
         assert len(await adapter.get_all_positions([])) == 3
 
+    async def test_open_order_symbols_reads_both_books_account_wide(
+        self, sim: BinanceSimulator, adapter: BinanceFuturesOrderManager
+    ) -> None:
+        sim.place_order("SOLUSDT", "SELL", "LIMIT", "1", "900", time_in_force="GTC")
+        sim.place_algo_order("XRPUSDT", "SELL", "STOP_MARKET", trigger_price="0.1", close_position=True)
+        assert await adapter.open_order_symbols() == {"SOLUSDT", "XRPUSDT"}
+        reads = sim.requests_to("v1/openOrders", "GET") + sim.requests_to("v1/openAlgoOrders", "GET")
+        assert len(reads) == 2 and all("symbol" not in r.params for r in reads)
+        sim.faults.error(503, endpoint="GET /fapi/v1/openAlgoOrders", times=1)
+        with pytest.raises(RetryableExchangeError):  # never a partial set
+            await adapter.open_order_symbols()
+
     async def test_ten_one_way_positions_and_their_orders_end_flat_and_cancelled(
         self, sim: BinanceSimulator, adapter: BinanceFuturesOrderManager
     ) -> None:
