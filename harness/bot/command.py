@@ -73,7 +73,7 @@ def make_bot_command(run: RunBot = run_bot) -> click.Command:
             click.echo(f"configuration error: --log-dir {str(log_dir)!r} is not a writable directory: "
                        f"{exc.strerror or exc}", err=True)
             sys.exit(EXIT_CONFIG)
-        bot = TradingBot(environment=environment, config_file=config_file, symbols=symbols.split(",") if symbols else DEFAULT_SYMBOLS, exchange_url=exchange_url,
+        bot = TradingBot(environment=environment, config_file=config_file, symbols=symbols.split(",") if symbols is not None else DEFAULT_SYMBOLS, exchange_url=exchange_url,
                          testnet=testnet, log_dir=log_dir, liquidation_enabled=enable_liquidation,
                          metrics_port=metrics_port, metrics_addr=metrics_addr,
                          deadman_countdown=deadman_countdown, deadman_interval=deadman_interval)

@@ -127,6 +127,7 @@ class TradingBot:
         self.environment = environment or os.environ.get("TRADING_ENV") or "production"
         self.config_file = config_file
         self.symbols = [s.strip().upper() for s in (symbols or DEFAULT_SYMBOLS) if s.strip()]  # [] = whole account
+        self._blank_scope = bool(symbols) and not self.symbols  # e.g. --symbols "": a scope that names nothing
         self.exchange_url = exchange_url
         self.testnet = testnet
         self.log_dir = Path(log_dir)
@@ -151,6 +152,9 @@ class TradingBot:
     # -- setup ------------------------------------------------------------------------------
     def initialize(self) -> TradingBot:
         bad = [s for s in self.symbols if not SYMBOL_PATTERN.fullmatch(s)]
+        if self._blank_scope:
+            raise ConfigError("symbols", "", "comma-separated Binance symbols such as BTCUSDT,ETHUSDT; "
+                              "omit the option to cover the whole account")
         if bad:
             raise ConfigError("symbols", ",".join(bad), "comma-separated Binance symbols such as BTCUSDT,ETHUSDT "
                               "(upper-case letters, digits and _, at most 40 characters each), or none for the whole account")
