@@ -234,21 +234,39 @@ class LiquidationManager:
             )
             self._audit(AuditEvent.ORDER_DISCOVERY_UNAVAILABLE, run, order_manager=type(self.order_manager).__name__,
                         cancelled_on="symbols with positions" + (" and the scope" if scope else ""))
-        if scope:
-            symbols = list(scope)
-        else:  # the whole account: every symbol with a position or an open order
-            found = await positions if positions is not None else None
-            with_orders = await orders if orders is not None else None
-            symbols = sorted({p.symbol for p in found or []} | set(with_orders or ()))
-        for symbol in symbols:
-            run.outcome(symbol)
+        started: set[str] = set()
+
+        def spawn(group: asyncio.TaskGroup, symbols: Sequence[str] | set[str]) -> None:
+            for symbol in sorted(set(symbols) - started):
+                started.add(symbol)
+                run.outcome(symbol)
+                group.create_task(self._liquidate_symbol(run, symbol, executor, positions))
+
+        async def when_found(group: asyncio.TaskGroup, task: asyncio.Task[Any], symbols_of: Callable[[Any], set[str]]) -> None:
+            # each discovery starts its symbols as soon as it answers: a slow or hung order snapshot
+            # never holds up the closes of positions already known (nor the other way round)
+            spawn(group, symbols_of(await asyncio.shield(task)))
+
+        report = asyncio.ensure_future(self._report_out_of_scope(run, positions, orders)) if scope else None
         try:
             async with asyncio.TaskGroup() as group:
-                for symbol in symbols:
-                    group.create_task(self._liquidate_symbol(run, symbol, executor, positions))
                 if scope:
-                    group.create_task(self._report_out_of_scope(run, positions, orders))
+                    spawn(group, scope)
+                else:  # the whole account: every symbol with a position or an open order
+                    if positions is not None:
+                        group.create_task(when_found(group, positions, lambda found: {p.symbol for p in found or []}))
+                    if orders is not None:
+                        group.create_task(when_found(group, orders, lambda found: set(found or ())))
+            if report is not None:  # the scope is done: what lies outside it must not hold the run
+                await asyncio.wait({report}, timeout=UNWIND_GRACE_SECONDS)
         finally:
+            if report is not None and not report.done():
+                report.cancel()
+                run.errors.append("what is open outside the scope could not be listed in time")
+            if orders is not None and not orders.done():
+                run.order_discovery = "failed"
+                run.errors.append("open orders were not read account-wide before the deadline: orders on symbols "
+                                  "without a position may remain")
             for task in (positions, orders):
                 if task is not None and not task.done():
                     task.cancel()
@@ -492,7 +510,10 @@ class LiquidationManager:
         positions = [p for o in outcomes for p in o.positions]
         closes_ok = all(p.status is Status.DONE for p in positions)
         engine_error = any(e.startswith("engine error") for e in run.errors)
-        known = not run.positions_unknown and not run.unreadable and run.order_discovery != "failed"
+        # an unreadable order snapshot leaves orders unknown on the whole account; with a scope it only
+        # costs the out-of-scope listing (the scope's own symbols are cancelled one by one)
+        orders_unknown = run.order_discovery == "failed" and not self.symbols
+        known = not run.positions_unknown and not run.unreadable and not orders_unknown
         if cancels_ok and closes_ok and known and not timed_out and not engine_error:
             return LiquidationState.COMPLETED
         acted = sum(o.orders_cancelled for o in outcomes) + sum(p.status is Status.DONE for p in positions)

@@ -122,6 +122,22 @@ class TestWholeAccountByDefault:
         assert "OPEN_ORDERS_FETCH_FAILED" in trail(audit)
 
 
+    async def test_a_hung_order_snapshot_does_not_hold_up_the_known_positions(
+        self, book: SimBook, audit: AuditLogger, clock: ManualClock
+    ) -> None:
+        faults = FaultPlan()
+        faults.hang(endpoint="GET /fapi/v1/openOrders")
+        try:
+            manager = LiquidationManager(LiquidationConfig(timeout_seconds=1.0), InMemoryOrderManager(book, faults), audit)
+            result = await manager.execute_emergency_liquidation("t")
+        finally:
+            faults.release_hangs()
+        assert book.positions() == [], "the positions waited for the order snapshot"
+        assert result.timed_out and result.state is LiquidationState.PARTIAL
+        assert result.positions_closed == 3
+        assert result.order_discovery == "failed" and any("not read account-wide before the deadline" in e for e in result.errors)
+
+
 class TestExplicitScope:
     async def test_outside_the_scope_is_left_alone_and_reported_everywhere(
         self, book: SimBook, audit: AuditLogger, clock: ManualClock, caplog: pytest.LogCaptureFixture
@@ -141,6 +157,21 @@ class TestExplicitScope:
         assert event["items"] == expected and event["scope"] == ["BTCUSDT", "ETHUSDT"]
         [warning] = [r for r in caplog.records if "OUTSIDE the configured symbols" in r.getMessage()]
         assert warning.levelno == logging.WARNING and "BNBUSDT BOTH 2" in warning.getMessage()
+
+    async def test_a_hung_order_snapshot_does_not_hold_up_a_scoped_run(
+        self, book: SimBook, audit: AuditLogger, clock: ManualClock
+    ) -> None:
+        faults = FaultPlan()
+        faults.hang(endpoint="GET /fapi/v1/openOrders")
+        try:
+            manager = LiquidationManager(LiquidationConfig(timeout_seconds=1.0), InMemoryOrderManager(book, faults), audit,
+                                         ["BTCUSDT"])
+            result = await manager.execute_emergency_liquidation("t")
+        finally:
+            faults.release_hangs()
+        assert not result.timed_out and result.state is LiquidationState.COMPLETED, result.errors
+        assert book.position_amount("BTCUSDT") == 0
+        assert "what is open outside the scope could not be listed in time" in result.errors
 
     async def test_a_scope_covering_everything_reports_nothing(self, book: SimBook, audit: AuditLogger, clock: ManualClock) -> None:
         scope = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT"]
