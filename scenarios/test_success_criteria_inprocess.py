@@ -191,7 +191,7 @@ class FlatAccountOrderManager:
         self.positions = [{"symbol": s, "position_amt": Decimal("0.010"), "position_side": "BOTH"} for s in symbols]
 
     async def get_all_positions(self, symbols: list[str]) -> list[dict]:
-        return [dict(p) for p in self.positions if p["symbol"] in symbols]
+        return [dict(p) for p in self.positions if not symbols or p["symbol"] in symbols]  # [] = every symbol
 
     def cancel_all_orders(self, symbol: str) -> int:
         return 1

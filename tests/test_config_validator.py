@@ -102,6 +102,15 @@ class TestSecurityReview:
         assert report.ready  # not strict: warnings allowed
         assert [f.severity for f in findings(report, "security")] == [Severity.WARNING]
 
+    def test_a_scoped_production_liquidation_is_warned_about(self) -> None:
+        report = ConfigValidator("production", strict=True).validate(LiquidationConfig(), symbols=["BTCUSDT", "ETHUSDT"])
+        [finding] = findings(report, "security")
+        assert (finding.severity, finding.field) == (Severity.WARNING, "symbols")
+        assert "BTCUSDT,ETHUSDT" in finding.message and "stay open" in finding.message
+        assert not report.ready  # strict: a scope in production blocks sign-off until it is deliberate
+        unscoped = ConfigValidator("production", strict=True).validate(LiquidationConfig(), symbols=[])
+        assert unscoped.ready and findings(ConfigValidator("testnet").validate(LiquidationConfig(), symbols=["BTCUSDT"]), "security") == []
+
 
 class TestEnvironmentNotes:
     def test_testnet_warns_to_proceed_with_testing(self) -> None:

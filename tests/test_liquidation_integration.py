@@ -159,6 +159,18 @@ class TestAdapterAgainstSimulator:
         assert all(isinstance(p["mark_price"], Decimal) for p in positions)
         assert len(await adapter.get_all_positions([])) == 3
 
+    async def test_open_order_symbols_reads_both_books_account_wide(
+        self, sim: BinanceSimulator, adapter: BinanceFuturesOrderManager
+    ) -> None:
+        sim.place_order("SOLUSDT", "SELL", "LIMIT", "1", "900", time_in_force="GTC")
+        sim.place_algo_order("XRPUSDT", "SELL", "STOP_MARKET", trigger_price="0.1", close_position=True)
+        assert await adapter.open_order_symbols() == {"SOLUSDT", "XRPUSDT"}
+        reads = sim.requests_to("v1/openOrders", "GET") + sim.requests_to("v1/openAlgoOrders", "GET")
+        assert len(reads) == 2 and all("symbol" not in r.params for r in reads)
+        sim.faults.error(503, endpoint="GET /fapi/v1/openAlgoOrders", times=1)
+        with pytest.raises(RetryableExchangeError):  # never a partial set
+            await adapter.open_order_symbols()
+
     async def test_ten_one_way_positions_and_their_orders_end_flat_and_cancelled(
         self, sim: BinanceSimulator, adapter: BinanceFuturesOrderManager
     ) -> None:
@@ -407,3 +419,37 @@ class TestEngineDrivesTheAdapter:
         assert {s: totals.get(s) for s in closed} == {s: abs(legs[(s, "BOTH")]) for s in closed}
         replay_fills(sim, legs)
         assert sleeps.sleeps == [1.0]
+
+    async def test_without_symbols_the_whole_account_is_flat_and_its_orders_gone(
+        self, sim: BinanceSimulator, adapter: BinanceFuturesOrderManager, tmp_path: Path
+    ) -> None:
+        # the account: positions nobody listed, a resting order and a stop on flat symbols
+        sim.set_position("BTCUSDT", "0.010")
+        sim.set_position("ETHUSDT", "-1.500")
+        sim.set_position("BNBUSDT", "2")
+        sim.place_order("SOLUSDT", "SELL", "LIMIT", "1", "900", time_in_force="GTC")
+        sim.place_algo_order("XRPUSDT", "SELL", "STOP_MARKET", trigger_price="0.1", close_position=True)
+        config = LiquidationConfig(timeout_seconds=5.0, max_retries=3, retry_delay_seconds=0.1)
+        manager = LiquidationManager(config, adapter, AuditLogger(tmp_path / "audit.jsonl"), None)
+        result = await manager.execute_emergency_liquidation("whole account")
+        assert result.state is LiquidationState.COMPLETED, result.errors
+        assert_flat_and_clear(sim)
+        assert set(result.symbols) == {"BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT"}
+        assert result.order_discovery == "account"
+        assert len(sim.requests_to("v3/positionRisk", "GET")) == 1, "positions are read once, account-wide"
+        snapshots = [r for r in sim.requests_to("v1/openOrders", "GET") if "symbol" not in r.params]
+        assert len(snapshots) == 1, "one account-wide open-order snapshot per run, shared with the cancels"
+
+    async def test_a_scope_leaves_the_rest_open_and_lists_it(
+        self, sim: BinanceSimulator, adapter: BinanceFuturesOrderManager, tmp_path: Path
+    ) -> None:
+        sim.set_position("BTCUSDT", "0.010")
+        sim.set_position("BNBUSDT", "2")
+        sim.place_algo_order("XRPUSDT", "SELL", "STOP_MARKET", trigger_price="0.1", close_position=True)
+        config = LiquidationConfig(timeout_seconds=5.0, max_retries=3, retry_delay_seconds=0.1)
+        manager = LiquidationManager(config, adapter, AuditLogger(tmp_path / "audit.jsonl"), ["BTCUSDT"])
+        result = await manager.execute_emergency_liquidation("scoped")
+        assert result.state is LiquidationState.COMPLETED, result.errors
+        assert [p["symbol"] for p in sim.book.positions()] == ["BNBUSDT"]
+        assert [(i["symbol"], i["kind"]) for i in result.out_of_scope] == [("BNBUSDT", "position"), ("XRPUSDT", "orders")]
+        assert "OUT_OF_SCOPE_LEFT_OPEN" in (tmp_path / "audit.jsonl").read_text()

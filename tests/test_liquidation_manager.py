@@ -152,11 +152,13 @@ class TestLiquidationStates:
         assert book.position_amount("ETHUSDT") == Decimal("-1.500")
         assert len(book.open_orders("SOLUSDT")) == 1
 
-    async def test_no_symbols_targets_every_symbol_with_a_position(self, book, order_manager, audit, clock) -> None:
+    async def test_no_symbols_targets_the_whole_account(self, book, order_manager, audit, clock) -> None:
+        # SOLUSDT has an order and no position: the whole account includes it
         result = await make(order_manager, audit, clock, symbols=None).execute_emergency_liquidation("t")
         assert result.state is LiquidationState.COMPLETED
-        assert book.positions() == []
-        assert set(result.symbols) == {"BTCUSDT", "ETHUSDT"}
+        assert book.positions() == [] and book.open_orders() == []
+        assert set(result.symbols) == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+        assert result.order_discovery == "account" and result.out_of_scope == []
 
 
 class TestLiquidationTimeout:

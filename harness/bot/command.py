@@ -48,8 +48,9 @@ def make_bot_command(run: RunBot = run_bot) -> click.Command:
     @click.option("--env", "environment", type=click.Choice(ENVIRONMENTS), envvar="TRADING_ENV", default="production",
                   show_default=True, help="Configuration profile and default target (default from $TRADING_ENV).")
     @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="TOML file with liquidation settings.")
-    @click.option("--symbols", envvar="LIQUIDATION_SYMBOLS", default=",".join(DEFAULT_SYMBOLS), show_default=True,
-                  help="Comma-separated symbols the bot trades and liquidates (default from $LIQUIDATION_SYMBOLS).")
+    @click.option("--symbols", envvar="LIQUIDATION_SYMBOLS", default=None,
+                  help="Explicit scope: comma-separated symbols to liquidate; anything open on other symbols is left, "
+                       "listed in the result and logged as WARNING. Default ($LIQUIDATION_SYMBOLS unset): the whole account.")
     @click.option("--exchange-url", envvar="LIQUIDATION_EXCHANGE_URL",
                   help="Exchange root URL (e.g. the embedded exchange http://127.0.0.1:PORT; default from "
                        "$LIQUIDATION_EXCHANGE_URL, else the environment's Binance URL).")
@@ -66,7 +67,7 @@ def make_bot_command(run: RunBot = run_bot) -> click.Command:
     @click.option("--deadman-interval", type=float, default=None,
                   help="Dead-man's switch: seconds between re-arms, shorter than the countdown (default: "
                        "deadman_interval_seconds from the configuration, 30).")
-    def bot_command(enable_liquidation: bool | None, log_level: str, environment: str, config_file: Path | None, symbols: str,
+    def bot_command(enable_liquidation: bool | None, log_level: str, environment: str, config_file: Path | None, symbols: str | None,
                     exchange_url: str | None, testnet: bool, log_dir: Path, metrics_port: int | None, metrics_addr: str,
                     deadman_countdown: float | None, deadman_interval: float | None) -> None:
         """Run the trading bot shell; on SIGTERM/SIGINT it liquidates once and exits.
@@ -79,7 +80,7 @@ def make_bot_command(run: RunBot = run_bot) -> click.Command:
             click.echo(f"configuration error: --log-dir {str(log_dir)!r} is not a writable directory: "
                        f"{exc.strerror or exc}", err=True)
             sys.exit(EXIT_CONFIG)
-        bot = TradingBot(environment=environment, config_file=config_file, symbols=symbols.split(","), exchange_url=exchange_url,
+        bot = TradingBot(environment=environment, config_file=config_file, symbols=symbols.split(",") if symbols is not None else DEFAULT_SYMBOLS, exchange_url=exchange_url,
                          testnet=testnet, log_dir=log_dir, liquidation_enabled=enable_liquidation,
                          metrics_port=metrics_port, metrics_addr=metrics_addr,
                          deadman_countdown=deadman_countdown, deadman_interval=deadman_interval)

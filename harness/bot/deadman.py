@@ -12,6 +12,15 @@ the bot is alive); a refresh that fails is logged and retried on the next tick, 
 keep failing for longer than the countdown the exchange cancels the orders (the safe outcome).
 Weight: each refresh costs 10 per symbol, i.e. ``10 * symbols * 60 / interval_seconds`` per minute.
 
+Which symbols: with an explicit scope, the scope's symbols. Without one (the bot covers the whole
+account) the switch has no list to arm, so it asks ``discover`` (the bot passes the order manager's
+``SupportsOrderSnapshot.open_order_symbols``) on every refresh and arms the symbols that have open
+orders NOW (a countdown only ever cancels orders, so a symbol without orders needs none); a symbol
+that no longer has orders is disarmed (countdown 0), so it cannot fire later on an order placed
+after the refresh (that order is found and armed on the next refresh, within ``interval_seconds``).
+A discovery that fails keeps re-arming what is armed and counts as a failure. Weight then follows
+the symbols with orders, plus 40 + 40 per refresh for the account-wide order reads.
+
 The switch talks to any ``harness.core.ports.SupportsCountdown`` (``async
 countdown_cancel_all(symbol, countdown_ms)``: ``BinanceFuturesOrderManager`` and the simulator's
 ``InMemoryOrderManager`` have it); its sleep is injectable for tests.
@@ -21,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from harness.core.config import check_deadman_timing
@@ -39,7 +48,8 @@ check_timing = check_deadman_timing
 
 
 class DeadMansSwitch:
-    """Keeps ``countdownCancelAll`` armed for ``symbols`` through ``armer`` (module docstring)."""
+    """Keeps ``countdownCancelAll`` armed for ``symbols`` (or, with none, for the symbols ``discover``
+    returns on each refresh) through ``armer`` (module docstring)."""
 
     def __init__(
         self,
@@ -50,6 +60,7 @@ class DeadMansSwitch:
         interval_seconds: float,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         on_armed: Callable[[list[str]], None] | None = None,
+        discover: Callable[[], Awaitable[Iterable[str]]] | None = None,
     ) -> None:
         if not isinstance(armer, SupportsCountdown):
             raise TypeError(f"armer={armer!r}: must be a harness.core.ports.SupportsCountdown "
@@ -59,6 +70,9 @@ class DeadMansSwitch:
             raise ConfigError("deadman_countdown_seconds", 0, "a countdown > 0 (0 means the switch is off: do not build one)")
         self.armer = armer
         self.symbols = list(dict.fromkeys(symbols))
+        if not self.symbols and discover is None:
+            raise ConfigError("symbols", "", "the symbols to arm, or discover= (the symbols with open orders, read each refresh)")
+        self._discover = discover if not self.symbols else None
         self.countdown_ms = int(round(countdown_seconds * 1000))
         self.interval_seconds = float(interval_seconds)
         self._sleep = sleep
@@ -67,6 +81,7 @@ class DeadMansSwitch:
         self.refreshes = 0  # rounds in which every symbol was armed
         self.failures = 0  # single-symbol arm requests that failed
         self.armed: set[str] = set()
+        self.last_round_complete = False
 
     def __repr__(self) -> str:
         return (f"DeadMansSwitch(symbols={self.symbols}, countdown_ms={self.countdown_ms}, "
@@ -83,23 +98,50 @@ class DeadMansSwitch:
             return False
         return True
 
+    async def _targets(self) -> list[str] | None:
+        """The symbols to arm this round: the fixed list, or the ones with open orders now (None: unknown)."""
+        if self._discover is None:
+            return self.symbols
+        try:
+            found = await self._discover()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # keep what is armed armed; the next tick reads again
+            self.failures += 1
+            log.warning("dead-man's switch: the symbols with open orders could not be read (%s): re-arming %s",
+                        exc or exc.__class__.__name__, ",".join(sorted(self.armed)) or "nothing")
+            return None
+        return sorted(set(found))
+
     async def arm_once(self) -> list[str]:
-        """Arm every symbol now (concurrently); the symbols armed."""
-        results = await asyncio.gather(*(self._set(symbol, self.countdown_ms) for symbol in self.symbols))
-        armed = [symbol for symbol, ok in zip(self.symbols, results, strict=True) if ok]
+        """Arm every target symbol now (concurrently); the symbols armed. In discovery mode, symbols
+        armed before that no longer have orders are disarmed."""
+        targets = await self._targets()
+        complete = targets is not None
+        if targets is None:
+            targets = sorted(self.armed)
+        dropped = sorted(self.armed - set(targets)) if self._discover is not None else []
+        results = await asyncio.gather(
+            *(self._set(symbol, self.countdown_ms) for symbol in targets),
+            *(self._set(symbol, 0) for symbol in dropped),
+        )
+        armed = [symbol for symbol, ok in zip(targets, results[: len(targets)], strict=True) if ok]
         self.armed.update(armed)
-        if len(armed) == len(self.symbols):
+        self.armed.difference_update(s for s, ok in zip(dropped, results[len(targets):], strict=True) if ok)
+        self.last_round_complete = complete and len(armed) == len(targets)
+        if self.last_round_complete:
             self.refreshes += 1
         return armed
 
     async def _run(self) -> None:
-        first = True
+        announced = False
         while True:
             armed = await self.arm_once()
-            if first and armed:
-                first = False
+            if not announced and (armed or (self._discover is not None and self.last_round_complete)):
+                announced = True
                 log.info("dead-man's switch armed: countdownCancelAll %d ms on %s, refreshed every %gs",
-                         self.countdown_ms, ",".join(armed), self.interval_seconds)
+                         self.countdown_ms, ",".join(armed) or "no symbol yet (none has open orders; re-read each refresh)",
+                         self.interval_seconds)
                 if self._on_armed is not None:
                     self._on_armed(armed)
             await self._sleep(self.interval_seconds)

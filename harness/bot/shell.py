@@ -9,7 +9,11 @@ the built bot. The command line (``harness.bot.command``) does both::
 
 Keys come only from the environment (BINANCE_TESTNET_API_KEY/SECRET for testnet and custom URLs,
 BINANCE_API_KEY/SECRET for production), never from argv. On the first SIGTERM/SIGINT the bot runs
-the emergency liquidation once, within the configured timeout; a second signal is logged and
+the emergency liquidation once, within the configured timeout, over the WHOLE ACCOUNT unless
+``symbols`` (``--symbols``) names an explicit scope (then what lies outside it is left open, listed in
+the result and the audit trail and logged as WARNING). Before READY it checks its keys: missing keys,
+or keys the exchange refuses on the warm-up's signed call (-2014, -2015, -1022), exit 2 naming the
+variables and Binance's code, so a bot never runs for hours with keys that fail at shutdown; a second signal is logged and
 ignored; a third forces exit (code 3). It prints ``READY pid=N`` on stdout (and writes
 ``<log-dir>/bot.ready``) once it is up, writes ``<log-dir>/trading.log``, ``<log-dir>/audit.jsonl`` and
 ``<log-dir>/liquidation-result.json``, and exits 0 on COMPLETED or SKIPPED, 1 on PARTIAL or FAILED,
@@ -50,7 +54,13 @@ from harness.core.config import SWITCHES, LiquidationConfig, build_config, load_
 from harness.core.errors import ConfigError, TerminalExchangeError
 from harness.core.manager import LiquidationManager
 from harness.core.outcome import LiquidationResult, LiquidationState
-from harness.core.ports import OrderExecutionManager, SupportsCountdown, SupportsLifecycle, capabilities_of
+from harness.core.ports import (
+    OrderExecutionManager,
+    SupportsCountdown,
+    SupportsLifecycle,
+    SupportsOrderSnapshot,
+    capabilities_of,
+)
 from harness.exchanges.target import Target, credentials, refuse_crossed_credentials, resolve_target
 
 if TYPE_CHECKING:
@@ -58,9 +68,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+#: no scope: the bot liquidates the whole account (every position, every regular and algo order);
+#: symbols given to the bot are an explicit scope, and what lies outside it is reported, not touched
+DEFAULT_SYMBOLS: tuple[str, ...] = ()
 EXIT_OK, EXIT_NOT_FLAT, EXIT_CONFIG, EXIT_FORCED = 0, 1, 2, 3
 WARM_UP_TIMEOUT_SECONDS = 10.0
+#: pooled connections opened at warm-up when the bot has no scope (the symbol count is not known yet)
+WHOLE_ACCOUNT_CONNECTIONS = 16
+#: Binance's answers to a key that will not work: bad format, rejected (wrong key, IP restriction,
+#: permissions), bad signature (wrong secret); start-up refuses them (exit 2) before READY
+AUTH_FAILURE_CODES = frozenset({-2014, -2015, -1022})
 CLOSE_TIMEOUT_SECONDS = 1.0
 SYMBOL_PATTERN = re.compile(r"[A-Z0-9_]{1,40}")
 
@@ -124,7 +141,8 @@ class TradingBot:
     ) -> None:
         self.environment = environment or os.environ.get("TRADING_ENV") or "production"
         self.config_file = config_file
-        self.symbols = [s.strip().upper() for s in (symbols or DEFAULT_SYMBOLS) if s.strip()]
+        self.symbols = [s.strip().upper() for s in (symbols or DEFAULT_SYMBOLS) if s.strip()]  # [] = whole account
+        self._blank_scope = bool(symbols) and not self.symbols  # e.g. --symbols "": a scope that names nothing
         self.exchange_url = exchange_url
         self.testnet = testnet
         self.log_dir = Path(log_dir)
@@ -149,9 +167,12 @@ class TradingBot:
     # -- setup ------------------------------------------------------------------------------
     def initialize(self) -> TradingBot:
         bad = [s for s in self.symbols if not SYMBOL_PATTERN.fullmatch(s)]
-        if bad or not self.symbols:
-            raise ConfigError("symbols", ",".join(bad) if bad else "", "comma-separated Binance symbols such as BTCUSDT,ETHUSDT "
-                              "(upper-case letters, digits and _, at most 40 characters each)")
+        if self._blank_scope:
+            raise ConfigError("symbols", "", "comma-separated Binance symbols such as BTCUSDT,ETHUSDT; "
+                              "omit the option to cover the whole account")
+        if bad:
+            raise ConfigError("symbols", ",".join(bad), "comma-separated Binance symbols such as BTCUSDT,ETHUSDT "
+                              "(upper-case letters, digits and _, at most 40 characters each), or none for the whole account")
         config = self._build_config()
         self.config = config
         self.target = resolve_target(self.environment, self.exchange_url, self.testnet)
@@ -159,12 +180,16 @@ class TradingBot:
             refuse_crossed_credentials(self.target, self.environment)
         self.audit_logger = AuditLogger(self.log_dir / "audit.jsonl")
         self.order_manager = self._order_manager or self._build_order_manager(self.target)
-        self.liquidation_manager = LiquidationManager(config, self.order_manager, self.audit_logger, self.symbols)
+        self.liquidation_manager = LiquidationManager(config, self.order_manager, self.audit_logger, self.symbols or None)
         self.deadman = self._build_deadman(config)
+        if self.symbols:
+            log.warning("liquidation scope is limited to %s: positions and orders on any other symbol are left open "
+                        "on shutdown (listed in the result and the audit trail); omit the symbols to cover the whole account",
+                        ",".join(self.symbols))
         log.info(
-            "liquidation manager initialized: target=%s symbols=%s capabilities=%s config: %s",
+            "liquidation manager initialized: target=%s scope=%s capabilities=%s config: %s",
             self.target.describe(),
-            ",".join(self.symbols),
+            ",".join(self.symbols) or "whole account",
             ",".join(capabilities_of(self.order_manager)) or "none",
             config.summary(),
         )
@@ -208,13 +233,22 @@ class TradingBot:
         if not isinstance(self.order_manager, SupportsCountdown):
             log.warning("dead-man's switch unavailable: %s cannot arm countdownCancelAll", type(self.order_manager).__name__)
             return None
+        order_manager = self.order_manager
+        if not self.symbols and not isinstance(order_manager, SupportsOrderSnapshot):
+            log.warning("dead-man's switch unavailable: no symbol scope and %s cannot list the symbols with open orders "
+                        "(SupportsOrderSnapshot)", type(order_manager).__name__)
+            return None
+        # no scope: arm the symbols that have open orders, re-read on every refresh (harness.bot.deadman)
+        discover = order_manager.open_order_symbols if isinstance(order_manager, SupportsOrderSnapshot) else None
         return DeadMansSwitch(
-            self.order_manager,
+            order_manager,
             self.symbols,
             countdown_seconds=config.deadman_countdown_seconds,
             interval_seconds=config.deadman_interval_seconds,
+            discover=discover,
             on_armed=lambda armed: print(
-                f"DEADMAN ARMED countdown_ms={int(config.deadman_countdown_seconds * 1000)} symbols={','.join(armed)}",
+                f"DEADMAN ARMED countdown_ms={int(config.deadman_countdown_seconds * 1000)} "
+                f"symbols={','.join(armed) if self.symbols or armed else '(those with open orders, re-read each refresh)'}",
                 flush=True,
             ),
         )
@@ -274,7 +308,15 @@ class TradingBot:
             self.metrics_server = start_metrics_server(self.metrics_port, self.liquidation_manager.get_metrics, addr=self.metrics_addr)
             log.info("Prometheus metrics on %s", self.metrics_server.url)
             print(f"METRICS {self.metrics_server.url}", flush=True)
-        await self._warm_up()
+        refusal = await self._warm_up()
+        if refusal is not None:  # fail now, not at shutdown when the liquidation needs the keys
+            log.error("start-up refused: %s", refusal)
+            await self._close_order_manager()
+            if self.metrics_server is not None:
+                self.metrics_server.close()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            return EXIT_CONFIG
         if self.deadman is not None:
             self.deadman.start()
         write_private(self.log_dir / "bot.ready", str(os.getpid()))
@@ -295,18 +337,34 @@ class TradingBot:
         ok = result.state in (LiquidationState.COMPLETED, LiquidationState.SKIPPED)
         return EXIT_OK if ok else EXIT_NOT_FLAT
 
-    async def _warm_up(self) -> None:
-        """Read clock offset, exchange rules and position mode and open pooled connections before
-        READY, so the liquidation itself re-reads nothing. Bounded; a failure only costs speed."""
+    async def _warm_up(self) -> str | None:
+        """Check the keys and read clock offset, exchange rules and position mode and open pooled
+        connections before READY, so the liquidation itself re-reads nothing. Returns why the bot must
+        not start (missing keys, or keys the exchange refuses: -2014/-2015/-1022 on the warm-up's
+        signed position-mode read), else None; any other warm-up failure only costs speed."""
         order_manager = self.order_manager
-        if not isinstance(order_manager, SupportsLifecycle) or self.config is None or not self.config.emergency_liquidation:
-            return
+        if self.config is None or not self.config.emergency_liquidation:
+            return None  # nothing will be sent at shutdown: nothing to refuse
+        target = self.target
+        names = " and ".join(target.key_vars) if target is not None else "the API key variables"
+        if isinstance(order_manager, MissingCredentialsOrderManager):
+            return (f"no API credentials for {order_manager.target.kind}: set {names} "
+                    "(the liquidation on shutdown cannot run without them)")
+        if not isinstance(order_manager, SupportsLifecycle):
+            return None
+        connections = 2 * len(self.symbols) + 3 if self.symbols else WHOLE_ACCOUNT_CONNECTIONS
         try:
-            await asyncio.wait_for(order_manager.warm_up(connections=2 * len(self.symbols) + 3), timeout=WARM_UP_TIMEOUT_SECONDS)
-            log.info("exchange warm-up done: clock, rules, position mode and connections ready")
+            await asyncio.wait_for(order_manager.warm_up(connections=connections), timeout=WARM_UP_TIMEOUT_SECONDS)
+            log.info("exchange warm-up done: keys accepted; clock, rules, position mode and connections ready")
         except Exception as exc:  # the liquidation reads what it needs itself
+            code = getattr(exc, "code", None)
+            if code in AUTH_FAILURE_CODES:
+                return (f"the exchange refused the API credentials in {names} (Binance code {code}: {exc}); "
+                        "check the key, the secret, the key's IP restriction and its futures permission: "
+                        "the liquidation on shutdown would be refused the same way")
             log.warning("exchange warm-up failed (%s): the first liquidation will read clock, rules and mode itself",
                         exc or exc.__class__.__name__)
+        return None
 
     async def _close_order_manager(self) -> None:
         order_manager = self.order_manager

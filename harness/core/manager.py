@@ -4,8 +4,21 @@ Per symbol, concurrently across symbols: cancel the symbol's orders (the synchro
 ``cancel_all_orders`` runs in a thread pool sized for the symbol count; an order manager that is also
 a ``SupportsAsyncCancel`` (``async cancel_all_orders_async(symbol)``, same contract, see
 ``harness.core.ports``) is awaited on the loop instead, so a large account needs no threads), then
-close its positions (opposite side, absolute size). Positions are read once, concurrently with the
-cancels.
+close its positions (opposite side, absolute size). Positions are read once, account-wide
+(``get_all_positions([])``), concurrently with the cancels.
+
+Scope: by default (``symbols`` empty or None) the run covers the WHOLE ACCOUNT: every symbol with a
+position, and every symbol with an open regular or algo order, found with the order manager's
+``SupportsOrderSnapshot`` (``harness.core.ports``). An order manager without it gets the fallback:
+orders are cancelled on the symbols with positions only, and the result (``order_discovery=
+"unavailable"``) and the trail (ORDER_DISCOVERY_UNAVAILABLE) say so. With an explicit scope, only
+those symbols are touched; positions and orders seen outside it are listed in
+``result.out_of_scope``, in an OUT_OF_SCOPE_LEFT_OPEN audit event and in a WARNING.
+
+Unknown is never flat: a positions read that fails, returns something other than a list, or holds
+an entry ``harness.core.positions.read_position`` cannot read makes the positions unknown; the run
+is then never COMPLETED and ``positions_failed``/``positions_unknown`` count them. An open-order
+snapshot that cannot be read (``order_discovery="failed"``) also rules out COMPLETED.
 
 The whole run is bounded by ``timeout_seconds``: the engine waits on its own work with that
 timeout, so a hanging order manager (async or blocking sync) cannot hold it; pending work is
@@ -40,7 +53,14 @@ from harness.core.context import current_correlation_id, current_deadline
 from harness.core.errors import RetryableExchangeError, is_terminal
 from harness.core.metrics import LiquidationMetrics
 from harness.core.outcome import LiquidationResult, LiquidationState, PositionOutcome, Status, SymbolOutcome
-from harness.core.ports import AuditSink, OrderExecutionManager, SupportsAsyncCancel, SupportsWriteErrors
+from harness.core.ports import (
+    AuditSink,
+    OrderExecutionManager,
+    SupportsAsyncCancel,
+    SupportsOrderSnapshot,
+    SupportsWriteErrors,
+)
+from harness.core.positions import PositionEntry, read_positions
 
 log = logging.getLogger("harness.liquidation")
 T = TypeVar("T")
@@ -64,6 +84,9 @@ class _Run:
     positions_read: bool = False
     errors: list[str] = field(default_factory=list)
     retries: int = 0
+    unreadable: list[str] = field(default_factory=list)  # symbols ("*": unknown) of position entries not readable
+    out_of_scope: list[dict[str, str]] = field(default_factory=list)
+    order_discovery: str = "account"
 
     def outcome(self, symbol: str) -> SymbolOutcome:
         return self.outcomes.setdefault(symbol, SymbolOutcome(symbol))
@@ -78,8 +101,8 @@ def _describe(exc: BaseException) -> str:
 class LiquidationManager:
     """Runs emergency liquidations for ``symbols`` through ``order_manager``.
 
-    ``symbols`` empty or None means "every symbol with a position" (orders are then cancelled on
-    those symbols only). ``clock`` (monotonic seconds) and ``sleep`` are injectable so tests of
+    ``symbols`` empty or None means the whole account (module docstring); given, it is the explicit
+    scope and what lies outside it is reported, not touched. ``clock`` (monotonic seconds) and ``sleep`` are injectable so tests of
     backoff and deadlines are exact and instant.
     """
 
@@ -105,6 +128,7 @@ class LiquidationManager:
         self._metrics = LiquidationMetrics()
         self._running: asyncio.Future[LiquidationResult] | None = None
         self._audit_errors = 0
+        self._warned_no_snapshot = False
         self.last_result: LiquidationResult | None = None
         if audit_logger is None:
             log.warning("LiquidationManager has no audit logger: liquidations will leave no audit trail")
@@ -189,25 +213,67 @@ class LiquidationManager:
             current_correlation_id.reset(cid_token)
 
     async def _liquidate(self, run: _Run, executor: ThreadPoolExecutor) -> None:
-        symbols = self.symbols
-        positions: asyncio.Task[list[dict] | None] | None = None
-        if self.config.close_positions or not symbols:
-            positions = asyncio.ensure_future(self._fetch_positions(run, symbols))
-        if not symbols:
-            found = await positions if positions else None
-            symbols = sorted({str(p["symbol"]) for p in found or []})
-        for symbol in symbols:
-            run.outcome(symbol)
+        scope = self.symbols
+        positions: asyncio.Task[list[PositionEntry] | None] | None = None
+        if self.config.close_positions or not scope:
+            positions = asyncio.ensure_future(self._fetch_positions(run))
+        orders: asyncio.Task[set[str] | None] | None = None
+        if not self.config.cancel_orders:
+            run.order_discovery = "off"
+        elif isinstance(self.order_manager, SupportsOrderSnapshot):
+            orders = asyncio.ensure_future(self._fetch_order_symbols(run))
+        else:
+            run.order_discovery = "unavailable"
+            level = logging.DEBUG if self._warned_no_snapshot else logging.WARNING  # once per manager, then the trail says it
+            self._warned_no_snapshot = True
+            log.log(
+                level,
+                "liquidation %s: %s cannot list the account's open orders (no SupportsOrderSnapshot): orders are "
+                "cancelled on the symbols with positions%s only; orders on other symbols are not looked for",
+                run.correlation_id, type(self.order_manager).__name__, " and the scope" if scope else "",
+            )
+            self._audit(AuditEvent.ORDER_DISCOVERY_UNAVAILABLE, run, order_manager=type(self.order_manager).__name__,
+                        cancelled_on="symbols with positions" + (" and the scope" if scope else ""))
+        started: set[str] = set()
+
+        def spawn(group: asyncio.TaskGroup, symbols: Sequence[str] | set[str]) -> None:
+            for symbol in sorted(set(symbols) - started):
+                started.add(symbol)
+                run.outcome(symbol)
+                group.create_task(self._liquidate_symbol(run, symbol, executor, positions))
+
+        async def when_found(group: asyncio.TaskGroup, task: asyncio.Task[Any], symbols_of: Callable[[Any], set[str]]) -> None:
+            # each discovery starts its symbols as soon as it answers: a slow or hung order snapshot
+            # never holds up the closes of positions already known (nor the other way round)
+            spawn(group, symbols_of(await asyncio.shield(task)))
+
+        report = asyncio.ensure_future(self._report_out_of_scope(run, positions, orders)) if scope else None
         try:
             async with asyncio.TaskGroup() as group:
-                for symbol in symbols:
-                    group.create_task(self._liquidate_symbol(run, symbol, executor, positions))
+                if scope:
+                    spawn(group, scope)
+                else:  # the whole account: every symbol with a position or an open order
+                    if positions is not None:
+                        group.create_task(when_found(group, positions, lambda found: {p.symbol for p in found or []}))
+                    if orders is not None:
+                        group.create_task(when_found(group, orders, lambda found: set(found or ())))
+            if report is not None:  # the scope is done: what lies outside it must not hold the run
+                await asyncio.wait({report}, timeout=UNWIND_GRACE_SECONDS)
         finally:
-            if positions is not None and not positions.done():
-                positions.cancel()
+            if report is not None and not report.done():
+                report.cancel()
+                run.errors.append("what is open outside the scope could not be listed in time")
+            if orders is not None and not orders.done():
+                run.order_discovery = "failed"
+                run.errors.append("open orders were not read account-wide before the deadline: orders on symbols "
+                                  "without a position may remain")
+            for task in (positions, orders):
+                if task is not None and not task.done():
+                    task.cancel()
 
     async def _liquidate_symbol(
-        self, run: _Run, symbol: str, executor: ThreadPoolExecutor, positions: asyncio.Task[list[dict] | None] | None
+        self, run: _Run, symbol: str, executor: ThreadPoolExecutor,
+        positions: asyncio.Task[list[PositionEntry] | None] | None,
     ) -> None:
         outcome = run.outcome(symbol)
         if self.config.cancel_orders:
@@ -218,42 +284,88 @@ class LiquidationManager:
             return
         await asyncio.gather(*(self._close(run, p) for p in outcome.positions))
 
-    async def _fetch_positions(self, run: _Run, symbols: list[str]) -> list[dict] | None:
-        ok, found, error, _ = await self._retrying(
-            run, lambda attempt: self.order_manager.get_all_positions(list(symbols)), None
-        )
+    async def _fetch_positions(self, run: _Run) -> list[PositionEntry] | None:
+        """ONE account-wide positions read; every nonzero readable entry (in scope or not), or None."""
+        ok, found, error, _ = await self._retrying(run, lambda attempt: self.order_manager.get_all_positions([]), None)
         if not ok:
             run.positions_unknown = True
             run.errors.append(f"positions could not be read: {_describe(error)}")
             self._audit(AuditEvent.POSITIONS_FETCH_FAILED, run, error=_describe(error))
             return None
-        found = [p for p in found or [] if Decimal(str(p.get("position_amt", 0))) != 0]
+        entries, problems = read_positions(found)
         run.positions_read = True
+        for problem in problems:
+            if self.symbols and problem.symbol is not None and problem.symbol not in self.symbols:
+                run.out_of_scope.append({"symbol": problem.symbol, "kind": "position", "position_side": "?",
+                                         "position_amt": "unreadable"})
+                continue
+            run.unreadable.append(problem.symbol or "*")
+            run.errors.append(f"position unknown: {problem}")
+        if problems:
+            log.error("liquidation %s: %d position entr%s could not be read (counted as unknown, never as flat): %s",
+                      run.correlation_id, len(problems), "y" if len(problems) == 1 else "ies",
+                      "; ".join(str(p) for p in problems))
+            self._audit(AuditEvent.POSITIONS_UNREADABLE, run, problems=[str(p) for p in problems])
         if self.config.close_positions:
             # registered at once, so a deadline that strikes before the close counts them as open
-            for position in found:
-                symbol = str(position["symbol"])
-                if self.symbols and symbol not in self.symbols:
+            for entry in entries:
+                if self.symbols and entry.symbol not in self.symbols:
                     continue
-                amount = Decimal(str(position["position_amt"]))
-                run.outcome(symbol).positions.append(
+                run.outcome(entry.symbol).positions.append(
                     PositionOutcome(
-                        symbol=symbol,
-                        position_side=str(position.get("position_side", "BOTH")),
-                        side="SELL" if amount > 0 else "BUY",
-                        quantity=abs(amount),
+                        symbol=entry.symbol,
+                        position_side=entry.position_side,
+                        side="SELL" if entry.amount > 0 else "BUY",
+                        quantity=abs(entry.amount),
                     )
                 )
-        self._audit(
-            AuditEvent.POSITIONS_FETCHED,
-            run,
-            count=len(found),
-            positions=[
-                {"symbol": p.get("symbol"), "position_amt": str(p.get("position_amt")), "position_side": p.get("position_side", "BOTH")}
-                for p in found
-            ],
-        )
+        self._audit(AuditEvent.POSITIONS_FETCHED, run, count=len(entries), positions=[e.to_dict() for e in entries])
+        return entries
+
+    async def _fetch_order_symbols(self, run: _Run) -> set[str] | None:
+        """The account's symbols with open regular or algo orders (one snapshot), or None when unreadable."""
+        order_manager = self.order_manager
+        assert isinstance(order_manager, SupportsOrderSnapshot)
+
+        async def call(attempt: int) -> set[str]:
+            reply = await order_manager.open_order_symbols()
+            if isinstance(reply, (str, bytes)) or not isinstance(reply, (set, frozenset, list, tuple)) or not all(
+                isinstance(s, str) and s for s in reply
+            ):
+                raise ValueError(f"open_order_symbols returned {reply!r:.160}: expected a set of symbols")
+            return set(reply)
+
+        ok, found, error, _ = await self._retrying(run, call, None)
+        if not ok:
+            run.order_discovery = "failed"
+            where = "the symbols with positions" + (" and the scope" if self.symbols else "")
+            run.errors.append(f"open orders could not be read account-wide: {_describe(error)}; cancelled on {where} only")
+            self._audit(AuditEvent.OPEN_ORDERS_FETCH_FAILED, run, error=_describe(error), cancelled_on=where)
+            return None
         return found
+
+    async def _report_out_of_scope(
+        self, run: _Run, positions: asyncio.Task[list[PositionEntry] | None] | None,
+        orders: asyncio.Task[set[str] | None] | None,
+    ) -> None:
+        """With a scope: list what is open outside it (WARNING, result, OUT_OF_SCOPE_LEFT_OPEN)."""
+        scope = set(self.symbols)
+        entries = await asyncio.shield(positions) if positions is not None else None
+        with_orders = await asyncio.shield(orders) if orders is not None else None
+        for entry in entries or []:
+            if entry.symbol not in scope:
+                run.out_of_scope.append({"symbol": entry.symbol, "kind": "position", "position_side": entry.position_side,
+                                         "position_amt": str(entry.amount)})
+        for symbol in sorted(set(with_orders or ()) - scope):
+            run.out_of_scope.append({"symbol": symbol, "kind": "orders"})
+        if run.out_of_scope:
+            described = ", ".join(
+                f"{i['symbol']} {i['position_side']} {i['position_amt']}" if i["kind"] == "position" else f"{i['symbol']} open orders"
+                for i in run.out_of_scope
+            )
+            log.warning("liquidation %s: left open OUTSIDE the configured symbols %s: %s",
+                        run.correlation_id, ",".join(self.symbols), described)
+            self._audit(AuditEvent.OUT_OF_SCOPE_LEFT_OPEN, run, scope=list(self.symbols), items=list(run.out_of_scope))
 
     async def _cancel(self, run: _Run, outcome: SymbolOutcome, executor: ThreadPoolExecutor) -> None:
         loop = asyncio.get_running_loop()
@@ -346,10 +458,13 @@ class LiquidationManager:
     async def _remaining_after_error(self, position: PositionOutcome) -> Decimal:
         """Re-read the position before a retry; returns the absolute size still open on that side."""
         current = await self.order_manager.get_all_positions([position.symbol])
-        for entry in current or []:
-            if entry.get("symbol") != position.symbol or str(entry.get("position_side", "BOTH")) != position.position_side:
+        entries, problems = read_positions(current)
+        if problems:  # never read "unknown" as "closed": this attempt fails and the retry re-reads
+            raise problems[0]
+        for entry in entries:
+            if entry.symbol != position.symbol or entry.position_side != position.position_side:
                 continue
-            amount = Decimal(str(entry.get("position_amt", 0)))
+            amount = entry.amount
             if (amount > 0 and position.side == "SELL") or (amount < 0 and position.side == "BUY"):
                 open_qty = min(abs(amount), position.quantity)  # never close more than we set out to
                 position.executed_qty = position.quantity - open_qty
@@ -395,7 +510,11 @@ class LiquidationManager:
         positions = [p for o in outcomes for p in o.positions]
         closes_ok = all(p.status is Status.DONE for p in positions)
         engine_error = any(e.startswith("engine error") for e in run.errors)
-        if cancels_ok and closes_ok and not run.positions_unknown and not timed_out and not engine_error:
+        # an unreadable order snapshot leaves orders unknown on the whole account; with a scope it only
+        # costs the out-of-scope listing (the scope's own symbols are cancelled one by one)
+        orders_unknown = run.order_discovery == "failed" and not self.symbols
+        known = not run.positions_unknown and not run.unreadable and not orders_unknown
+        if cancels_ok and closes_ok and known and not timed_out and not engine_error:
             return LiquidationState.COMPLETED
         acted = sum(o.orders_cancelled for o in outcomes) + sum(p.status is Status.DONE for p in positions)
         return LiquidationState.PARTIAL if acted else LiquidationState.FAILED
@@ -405,22 +524,30 @@ class LiquidationManager:
     ) -> LiquidationResult:
         duration = max(0.0, self._clock() - started)
         positions = [p for o in run.outcomes.values() for p in o.positions]
+        skipped = state is LiquidationState.SKIPPED
         for outcome in run.outcomes.values():
-            if outcome.cancel_status is Status.PENDING and self.config.cancel_orders and timed_out:
-                run.errors.append(f"{outcome.symbol} cancel: unfinished at the deadline")
+            if outcome.cancel_status is Status.PENDING and self.config.cancel_orders and not skipped:
+                why = "unfinished at the deadline" if timed_out or outcome.cancel_attempts else "never attempted"
+                run.errors.append(f"{outcome.symbol} cancel: {why}")
         for position in positions:
-            if position.status is Status.PENDING and state is not LiquidationState.SKIPPED:
-                run.errors.append(f"{position.symbol} close {position.position_side}: unfinished at the deadline")
+            if position.status is Status.PENDING and not skipped:
+                why = "unfinished at the deadline" if timed_out or position.attempts else "never attempted"
+                run.errors.append(f"{position.symbol} close {position.position_side}: {why}")
             if position.status is not Status.DONE and position.unconfirmed:
                 run.errors.append(
                     f"{position.symbol} close {position.position_side}: may have executed, not confirmed (check the exchange)"
                 )
         # positions never read may all still be open: each targeted symbol counts as one failed position,
-        # so positions_failed never says 0 about an account the engine could not see
+        # so positions_failed never says 0 about an account the engine could not see; so does each entry
+        # the engine could not read
         unknown: list[str] = []
-        if state is not LiquidationState.SKIPPED and self.config.close_positions and not run.positions_read:
+        if not skipped and self.config.close_positions and not run.positions_read:
             unknown = list(self.symbols) or ["*"]
             run.errors.append(f"positions unknown on {', '.join(unknown)}: counted as failed")
+        elif not skipped and run.unreadable:
+            unknown = list(run.unreadable)
+            run.errors.append(f"positions unknown on {', '.join(unknown)} (unreadable entries): counted as failed")
+        discovery = "off" if skipped else run.order_discovery
         result = LiquidationResult(
             state=state,
             correlation_id=run.correlation_id,
@@ -435,6 +562,8 @@ class LiquidationManager:
             retries=run.retries,
             started_at=started_at,
             positions_unknown=unknown,
+            out_of_scope=list(run.out_of_scope),
+            order_discovery=discovery,
         )
         self._audit(
             AuditEvent.LIQUIDATION_COMPLETE,
@@ -445,6 +574,8 @@ class LiquidationManager:
             positions_failed=result.positions_failed,
             orders_cancelled=result.orders_cancelled,
             positions_unknown=unknown,
+            out_of_scope=list(run.out_of_scope),
+            order_discovery=discovery,
             duration_seconds=result.total_duration_seconds,
             timed_out=timed_out,
             retries=run.retries,

@@ -89,6 +89,14 @@ class LiquidationResult:
     #: targeted symbols whose positions could not be read; each counts once in positions_failed
     #: ("*" when no symbols were named: an unknown number of positions, counted as one)
     positions_unknown: list[str] = field(default_factory=list)
+    #: with an explicit scope: what the run saw open OUTSIDE it and left alone, one dict per item:
+    #: ``{"symbol", "kind": "position", "position_side", "position_amt"}`` or ``{"symbol", "kind": "orders"}``
+    out_of_scope: list[dict[str, str]] = field(default_factory=list)
+    #: how the run found the symbols with open orders: "account" (an account-wide snapshot),
+    #: "unavailable" (the order manager has no SupportsOrderSnapshot: positions' symbols plus the
+    #: scope only), "failed" (the snapshot could not be read: never COMPLETED), "off" (cancel_orders
+    #: is False or the run was skipped)
+    order_discovery: str = "account"
 
     @property
     def success(self) -> bool:
@@ -107,6 +115,8 @@ class LiquidationResult:
             "retries": self.retries,
             "started_at": self.started_at,
             "positions_unknown": list(self.positions_unknown),
+            "out_of_scope": [dict(item) for item in self.out_of_scope],
+            "order_discovery": self.order_discovery,
             "errors": list(self.errors),
             "symbols": {name: outcome.to_dict() for name, outcome in self.symbols.items()},
         }

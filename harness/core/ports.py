@@ -13,6 +13,11 @@ Shapes
      "position_side": "BOTH",                                   # BOTH (one-way) | LONG | SHORT (hedge)
      "mark_price": Decimal("64000.1")}                          # optional
 
+The engine asks for ``[]`` (the whole account, one read) and reads each entry with
+``harness.core.positions.read_position``: this shape (extra keys only from ``PORT_OPTIONAL_KEYS``) or
+Binance's native positionRisk row (``positionAmt``/``positionSide``); anything else (a missing or
+unparseable amount, unknown keys, a reply that is not a list) makes the positions UNKNOWN, never flat.
+
 ``cancel_all_orders(symbol)`` is synchronous and cancels regular AND conditional (algo) orders of the
 symbol; it returns how many were cancelled (0 when there were none, which is not an error).
 
@@ -47,15 +52,23 @@ exit; without them it does neither.
 ``countdownCancelAll`` (cancel the symbol's open orders in ``countdown_ms``; 0 disarms). The bot's
 dead-man's switch needs it; without it the switch is off (logged).
 
+``SupportsOrderSnapshot``: ``async open_order_symbols() -> set[str]``: every symbol of the ACCOUNT
+that has an open regular or algo (conditional) order, read account-wide (Binance: ``GET openOrders``
+and ``GET openAlgoOrders`` without a symbol). With it, an engine run with no scope cancels on every
+such symbol, and a scoped run lists the symbols outside its scope that keep orders. Without it the
+engine cancels on the symbols with positions plus its scope, and says in the result
+(``order_discovery="unavailable"``) and the audit trail that orders on other symbols were not looked
+for. It raises (an ``ExchangeError``) when it cannot read the books; it never returns a partial set.
+
 ``AuditSink`` is what the engine needs of its audit logger: ``log(event_type, correlation_id,
 details)`` (the event type is a ``harness.core.audit.AuditEvent`` value; the engine counts a ``log``
 that raises as a failed write and carries on). ``SupportsWriteErrors``: a sink that also counts the
 writes it failed itself (``write_errors: int``) has them added to ``audit_write_errors`` in
 ``get_metrics()``. ``harness.core.audit.AuditLogger`` is both; ``None`` means no audit trail.
 
-Implementations: ``BinanceFuturesOrderManager`` has all three order-manager capabilities;
-``InMemoryOrderManager`` has ``SupportsAsyncCancel`` and ``SupportsCountdown`` (no connections to
-warm or close).
+Implementations: ``BinanceFuturesOrderManager`` has all four order-manager capabilities;
+``InMemoryOrderManager`` has ``SupportsAsyncCancel``, ``SupportsCountdown`` and
+``SupportsOrderSnapshot`` (no connections to warm or close).
 """
 
 from __future__ import annotations
@@ -98,6 +111,11 @@ class SupportsCountdown(Protocol):
 
 
 @runtime_checkable
+class SupportsOrderSnapshot(Protocol):
+    async def open_order_symbols(self) -> set[str]: ...
+
+
+@runtime_checkable
 class AuditSink(Protocol):
     def log(self, event_type: Any, correlation_id: str | None, details: Mapping[str, Any] | None = None) -> Any: ...
 
@@ -112,6 +130,7 @@ CAPABILITIES: dict[str, type] = {
     "async_cancel": SupportsAsyncCancel,
     "lifecycle": SupportsLifecycle,
     "countdown": SupportsCountdown,
+    "order_snapshot": SupportsOrderSnapshot,
 }
 
 

@@ -6,6 +6,8 @@ Rules (../shared/CHECKLIST.md, "Configuration Validation"):
 - consistency: emergency_liquidation=False requires close_positions=False and cancel_orders=False;
 - security review: production requires all three switches True (CRITICAL otherwise), and a
   dead-man's switch (``deadman_countdown_seconds`` > 0) or a WARNING says a killed bot's orders stay;
+  a production liquidation limited to a symbol scope (``validate(config, symbols=[...])``) is a
+  WARNING: positions and orders on any other symbol stay open at shutdown;
 - dead-man's switch timing: on, its countdown is at least 1 s and the re-arm interval shorter than
   the countdown (``consistency``);
 - environment notes: testnet is a WARNING "Testnet environment - proceed with testing";
@@ -18,7 +20,7 @@ no WARNING either.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -110,8 +112,10 @@ class ConfigValidator:
         self.env = env
         self.strict = strict
 
-    def validate(self, config: LiquidationConfig | Mapping[str, Any]) -> ValidationReport:
-        """Findings for ``config`` (a LiquidationConfig, or raw field values as read from a source)."""
+    def validate(self, config: LiquidationConfig | Mapping[str, Any], *,
+                 symbols: Sequence[str] | None = None) -> ValidationReport:
+        """Findings for ``config`` (a LiquidationConfig, or raw field values as read from a source);
+        ``symbols``: the liquidation's explicit scope, if any (None or empty: the whole account)."""
         report = ValidationReport(environment=self.env, strict=self.strict)
         if isinstance(config, LiquidationConfig):
             values = config.model_dump()
@@ -121,6 +125,7 @@ class ConfigValidator:
         report.config = values
         report.findings.extend(self._consistency(values))
         report.findings.extend(self._security(values))
+        report.findings.extend(self._scope(symbols))
         report.findings.extend(self._environment())
         if not report.by_category("type") and not report.by_category("range"):
             report.findings.extend(self._defaults(LiquidationConfig(**values)))
@@ -205,6 +210,16 @@ class ConfigValidator:
                     )
                 )
         return findings
+
+    def _scope(self, symbols: Sequence[str] | None) -> list[Finding]:
+        scope = [s for s in (symbols or []) if s]
+        if self.env != "production" or not scope:
+            return []
+        return [Finding(
+            Severity.WARNING, "security", "symbols",
+            f"liquidation is limited to {','.join(scope)} in production: positions and orders on any other symbol "
+            "stay open at shutdown (listed as out of scope, not closed); drop the scope to cover the whole account",
+        )]
 
     def _environment(self) -> list[Finding]:
         if self.env == "testnet":

@@ -228,6 +228,16 @@ class BotRun:
         starts = [r for r in self.audit if r.event_type == "LIQUIDATION_START"]
         return starts[-1].correlation_id if starts else None
 
+    @property
+    def exit_description(self) -> str:
+        """How the bot ended, for failure messages: its exit (``exit``) and verdict, or the missing evidence,
+        e.g. ``killed by signal SIGTERM (exit status -15), no verdict: ...`` for a bot without handlers."""
+        verdict = self.verdict()
+        if verdict:
+            return f"{self.exit}, state {verdict.get('state')}"
+        hint = " (the bot did not liquidate; did it install its signal handlers?)" if self.returncode < 0 else ""
+        return f"{self.exit}, no verdict{hint}: {self.why_no_verdict()}"
+
     def events(self, correlation_id: str | None = None) -> list[AuditRecord]:
         cid = correlation_id or self.correlation_id
         return [r for r in self.audit if r.correlation_id == cid]

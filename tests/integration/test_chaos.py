@@ -72,6 +72,16 @@ HANG_EXAMPLES = max(4, EXAMPLES // 50) if CAMPAIGN else 4
 _SEED = os.environ.get("CHAOS_SEED")
 _SHARD = os.environ.get("CHAOS_SHARD", "0/1")
 
+#: pytest-timeout for the properties scales with their example count: the ini's 120 s bounds one test,
+#: not a campaign (400 examples took 440 s on 2 busy cores, so 10,000 take hours); generous per-example
+#: budgets, so only a hung run trips it
+PER_EXAMPLE_SECONDS = {"fast": 3.0 if CAMPAIGN else 0.5, "hang": 10.0, "fifty": 20.0}
+
+
+def _timeout_for(examples: int, kind: str) -> pytest.MarkDecorator:
+    return pytest.mark.timeout(max(120, int(60 + examples * PER_EXAMPLE_SECONDS[kind])))
+
+
 #: the fast property's deadline (no hang outlasts it) and the hang property's (the minimum allowed)
 FAST_TIMEOUT_SECONDS = 5.0
 HANG_TIMEOUT_SECONDS = 1.0
@@ -237,6 +247,7 @@ GARBLED_AFTER_EXECUTION = Schedule(
 
 
 class TestChaos:
+    @_timeout_for(EXAMPLES, "fast")
     @_seeded
     @_chaos_settings(EXAMPLES)
     @given(schedule=schedules(max_symbols=MAX_SYMBOLS))
@@ -248,6 +259,7 @@ class TestChaos:
         """I1-I6 after every account x fault schedule (hangs end on their own here)."""
         assert_invariants(run_schedule(schedule, tmp_path, harness_logs), FAST_TIMEOUT_SECONDS)
 
+    @_timeout_for(HANG_EXAMPLES, "hang")
     @_seeded
     @_chaos_settings(HANG_EXAMPLES)
     @given(schedule=schedules(max_symbols=4, min_rules=1, max_rules=3,
@@ -261,6 +273,7 @@ class TestChaos:
                            request_timeout=0.3, fast=False)
         assert_invariants(run, HANG_TIMEOUT_SECONDS)
 
+    @_timeout_for(2 if not CAMPAIGN else 20, "fifty")
     @_seeded
     @_chaos_settings(2 if not CAMPAIGN else 20)
     @given(schedule=schedules(min_symbols=50, max_symbols=50, max_rules=4))

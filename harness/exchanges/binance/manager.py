@@ -34,6 +34,8 @@ Speed (a liquidation should cost about three round trips at any account size):
 * every request passes the session's rate limiter (``harness.exchanges.binance.limiter``), configured from
   exchangeInfo's ``rateLimits`` as soon as exchangeInfo is read; ``max_in_flight`` bounds
   concurrency and sizes both clients' connection pools; ``request_stats()`` reports the numbers.
+* ``open_order_symbols()`` (``SupportsOrderSnapshot``) answers from that same per-run snapshot, so
+  an engine run that looks for orders on the whole account costs no extra request.
 * ``warm_up()`` reads the clock offset, exchangeInfo and the position mode ahead of time (a bot
   calls it at start-up), so a liquidation spends no round trip on anything that can be cached.
 * ``batch_orders=True`` (off by default) sends closes of different symbols placed at the same
@@ -84,6 +86,7 @@ _SYMBOL = re.compile(r"^[A-Z0-9_]{1,40}$")
 _ZERO = Decimal("0")
 #: runs whose client-order-id sequences are kept (a run's retries need its own; older runs are done)
 MAX_TRACKED_RUNS = 8
+_AUTH_CODES = frozenset({-2014, -2015, -1022})
 _CANCEL_METHODS = ("futures_cancel_all_open_orders", "futures_cancel_all_algo_open_orders")
 
 
@@ -208,11 +211,15 @@ class BinanceFuturesOrderManager:
             raise InvalidArgumentError(f"connections={connections!r}: expected an int >= 0")
         await self._session.ensure_clock()
         pings = min(connections, self._session.max_in_flight)
-        rules, _mode, *_ = await asyncio.gather(
+        rules, *others = await asyncio.gather(
             self.exchange_rules(),
-            self.is_hedge_mode(),
+            self.is_hedge_mode(),  # signed: a key the exchange refuses shows here (-2014/-2015/-1022)
             *(self._session.call("futures_ping", idempotent=True) for _ in range(pings)),
+            return_exceptions=True,
         )
+        failures = [o for o in (rules, *others) if isinstance(o, BaseException)]
+        if failures:  # a refused key first: it is the one failure that will not go away by itself
+            raise next((f for f in failures if getattr(f, "code", None) in _AUTH_CODES), failures[0])
         return rules
 
     def request_stats(self) -> dict[str, float]:
@@ -339,24 +346,38 @@ class BinanceFuturesOrderManager:
             if exc.code not in NOT_FOUND_CODES:
                 raise
 
+    async def open_order_symbols(self) -> set[str]:
+        """Every symbol of the account with an open regular or algo order (``SupportsOrderSnapshot``):
+        ``GET openOrders`` and ``GET openAlgoOrders`` without a symbol. Inside an engine run it is the
+        run's one snapshot (the same the cancels count from); raises when either book is unreadable."""
+        return set(await asyncio.shield(self._snapshot_future()))
+
+    def _snapshot_future(self) -> asyncio.Future[dict[str, int]]:
+        """The account-wide open-order counts: one shared read per engine run, a fresh one outside a run."""
+        run = current_correlation_id.get()
+        if run is None:
+            return asyncio.ensure_future(self._read_open_order_counts())
+        snapshot = self._order_snapshot
+        failed = snapshot is not None and snapshot[1].done() and (snapshot[1].cancelled() or snapshot[1].exception() is not None)
+        if snapshot is None or failed or snapshot[0] != run or snapshot[1].get_loop() is not asyncio.get_running_loop():
+            snapshot = (run, asyncio.ensure_future(self._read_open_order_counts()))  # a failed read is read again
+            self._order_snapshot = snapshot
+        return snapshot[1]
+
     async def _run_open_order_counts(self) -> dict[str, int] | None:
         """Open orders per symbol when the current engine run began (one snapshot per run, shared by
         every symbol's cancel); None outside a run or when the snapshot could not be read."""
-        run = current_correlation_id.get()
-        if run is None:
+        if current_correlation_id.get() is None:
             return None
-        snapshot = self._order_snapshot
-        if snapshot is None or snapshot[0] != run or snapshot[1].get_loop() is not asyncio.get_running_loop():
-            snapshot = (run, asyncio.ensure_future(self._read_open_order_counts()))
-            self._order_snapshot = snapshot
+        future = self._snapshot_future()
         try:
-            return await asyncio.shield(snapshot[1])
+            return await asyncio.shield(future)
         except ExchangeError as exc:
             log.warning("open-order snapshot failed (%s): counting per symbol", exc)
             return None
         except asyncio.CancelledError:
             task = asyncio.current_task()
-            if snapshot[1].cancelled() and (task is None or not task.cancelling()):
+            if future.cancelled() and (task is None or not task.cancelling()):
                 return None  # the snapshot was abandoned (adapter closing), not this cancel
             raise
 

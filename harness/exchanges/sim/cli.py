@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 from pathlib import Path
 from types import FrameType
@@ -45,9 +46,16 @@ def simulate_command(host: str, port: int, faults_path: Path | None, seed: int |
     def request_stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         sim.start()
+    except RuntimeError as exc:  # the port is taken (or the address cannot be bound): one line, exit 2
+        cause = exc.__cause__
+        why = (cause.strerror or str(cause)) if isinstance(cause, OSError) else str(exc)
+        click.echo(f"error: --port {port}: cannot listen on {host}:{port}: {why} "
+                   "(choose a free port, or --port 0 for any free one)", err=True)
+        sys.exit(2)
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
         info = {"base_url": sim.base_url, "futures_url": sim.base_url + "/fapi",
                 "api_key": sim.api_key, "api_secret": sim.api_secret}
         if as_json:

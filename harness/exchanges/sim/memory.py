@@ -15,10 +15,11 @@ The codes' classes come from ``harness.exchanges.codes`` (see ``RETRYABLE_HERE_T
 ``calls`` records every call (method, symbol, arguments) as it starts, so a test can prove that no
 close request was made.
 
-Beyond the port it has two of the optional capabilities of ``harness.core.ports``, so the fast tests
-take the same paths as production: ``SupportsAsyncCancel`` (``cancel_all_orders_async``: the same
-cancel and the same fault rules as ``cancel_all_orders``, awaited on the loop) and
-``SupportsCountdown`` (``countdown_cancel_all`` arms the ``SimBook``'s countdown, like the HTTP
+Beyond the port it has three of the optional capabilities of ``harness.core.ports``, so the fast
+tests take the same paths as production: ``SupportsAsyncCancel`` (``cancel_all_orders_async``: the
+same cancel and the same fault rules as ``cancel_all_orders``, awaited on the loop),
+``SupportsOrderSnapshot`` (``open_order_symbols``: the account's symbols with open regular or algo
+orders, faults as ``GET /fapi/v1/openOrders``) and ``SupportsCountdown`` (``countdown_cancel_all`` arms the ``SimBook``'s countdown, like the HTTP
 face's ``POST /fapi/v1/countdownCancelAll``; fault rules target it by that name). It has no
 connections, so no ``SupportsLifecycle``. ``SyncCancelOrderManager`` is the same face without the
 async cancel, for the engine's thread-pool path.
@@ -138,6 +139,16 @@ class InMemoryOrderManager:
             return self.book.cancel_all(symbol) + self.book.cancel_all_algo(symbol)
         except SimBookError as exc:
             raise exchange_error(exc.code, exc.msg, status=exc.status, symbol=symbol) from exc
+
+    async def open_order_symbols(self) -> set[str]:
+        """Every symbol with an open regular or algo order (``SupportsOrderSnapshot``), account-wide.
+
+        Fault rules target it as ``GET /fapi/v1/openOrders`` (its HTTP twin) or the ``query`` category."""
+        self._record("open_order_symbols", None)
+        decision = self.faults.draw(BY_ROUTE[("GET", "v1/openOrders")].names, self.book.symbols)
+        await self._delay_async(decision)
+        self._raise_outcome(decision, None)
+        return {o.symbol for o in self.book.open_orders()} | {o.symbol for o in self.book.open_algo_orders()}
 
     async def countdown_cancel_all(self, symbol: str, countdown_ms: int) -> dict:
         """Arm the book's countdownCancelAll for ``symbol`` (``SupportsCountdown``; 0 disarms)."""

@@ -121,6 +121,63 @@ class TestSwitch:
             DeadMansSwitch(FakeArmer(), SYMBOLS, countdown_seconds=0, interval_seconds=1)
 
 
+class TestWithoutAScope:
+    """No symbol scope (the bot covers the whole account): the switch arms the symbols with open orders,
+    read again on every refresh."""
+
+    async def test_arms_the_symbols_with_orders_follows_them_and_disarms_the_dropped(self) -> None:
+        books = [{"BTCUSDT"}, {"BTCUSDT", "SOLUSDT"}, {"SOLUSDT"}]
+        reads: list[int] = []
+
+        async def discover() -> set[str]:
+            reads.append(1)
+            return books[min(len(reads), len(books)) - 1]
+
+        armer, ticks, announced = FakeArmer(), Ticks(limit=3), []
+        switch = DeadMansSwitch(armer, [], countdown_seconds=60, interval_seconds=15, sleep=ticks,
+                                discover=discover, on_armed=announced.append)
+        switch.start()
+        await asyncio.wait_for(ticks.done.wait(), 5)
+        assert armer.calls == [("BTCUSDT", 60000), ("BTCUSDT", 60000), ("SOLUSDT", 60000), ("SOLUSDT", 60000), ("BTCUSDT", 0)]
+        assert switch.armed == {"SOLUSDT"} and announced == [["BTCUSDT"]] and len(reads) == 3
+        await switch.stop()
+        assert armer.calls[-1] == ("SOLUSDT", 0) and switch.armed == set()
+
+    async def test_a_failed_discovery_keeps_what_is_armed_armed(self, caplog: pytest.LogCaptureFixture) -> None:
+        reads: list[int] = []
+
+        async def discover() -> set[str]:
+            reads.append(1)
+            if len(reads) > 1:
+                raise RetryableExchangeError("openOrders: HTTP 503", status=503)
+            return {"BTCUSDT"}
+
+        armer, ticks = FakeArmer(), Ticks(limit=2)
+        switch = DeadMansSwitch(armer, [], countdown_seconds=60, interval_seconds=15, sleep=ticks, discover=discover)
+        switch.start()
+        await asyncio.wait_for(ticks.done.wait(), 5)
+        assert armer.calls == [("BTCUSDT", 60000), ("BTCUSDT", 60000)] and switch.failures == 1
+        assert "could not be read" in caplog.text
+        await switch.stop()
+
+    async def test_an_account_without_orders_is_announced_as_armed_with_nothing_to_arm(self) -> None:
+        async def discover() -> set[str]:
+            return set()
+
+        armer, ticks, announced = FakeArmer(), Ticks(limit=1), []
+        switch = DeadMansSwitch(armer, [], countdown_seconds=60, interval_seconds=15, sleep=ticks,
+                                discover=discover, on_armed=announced.append)
+        switch.start()
+        await asyncio.wait_for(ticks.done.wait(), 5)
+        assert armer.calls == [] and announced == [[]]
+        await switch.stop()
+
+    def test_no_symbols_and_no_discovery_is_refused(self) -> None:
+        with pytest.raises(ConfigError) as info:
+            DeadMansSwitch(FakeArmer(), [], countdown_seconds=60, interval_seconds=15)
+        assert info.value.field == "symbols"
+
+
 class TestAgainstTheEmbeddedExchange:
     async def test_the_adapter_arms_refreshes_and_disarms_the_books_countdown(self) -> None:
         async with BinanceSimulator() as sim, BinanceFuturesOrderManager(

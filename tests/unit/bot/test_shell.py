@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.bot import EXIT_OK, TradingBot, make_bot_command
+from harness.bot import EXIT_CONFIG, EXIT_OK, TradingBot, make_bot_command
 from harness.bot.shell import MissingCredentialsOrderManager
 from harness.core.config import LiquidationConfig
-from harness.core.errors import ConfigError
+from harness.core.errors import ConfigError, TerminalExchangeError
 from harness.core.outcome import LiquidationState
 from harness.exchanges.sim import InMemoryOrderManager, SimBook
 
@@ -72,7 +72,7 @@ class TestBuildThenRun:
         assert await bot.run() == EXIT_OK
         assert book.positions() == []
         assert {c.method for c in face.calls} <= {"get_all_positions", "cancel_all_orders_async",
-                                                  "execute_market_close", "countdown_cancel_all"}
+                                                  "execute_market_close", "countdown_cancel_all", "open_order_symbols"}
 
 
 class TestDeadMansSwitchCapability:
@@ -150,3 +150,57 @@ class TestCommand:
                                               "--exchange-url", "http://127.0.0.1:9", "--deadman-interval", "500"])
         assert (result.exit_code, handed) == (2, [])
         assert "deadman_interval_seconds=500.0 (from --deadman-interval)" in result.output
+
+
+class TestScope:
+    """No symbols = the whole account; symbols = an explicit scope, warned about (issue 14)."""
+
+    async def test_without_symbols_the_bot_liquidates_the_whole_account(self, tmp_path: Path) -> None:
+        book = SimBook()
+        book.set_position("BNBUSDT", "2")
+        book.place_order("SOLUSDT", "SELL", "LIMIT", "1", "900", time_in_force="GTC")
+        bot = TradingBot(log_dir=tmp_path / "logs", exchange_url="http://127.0.0.1:9", environment="testnet",
+                         order_manager=InMemoryOrderManager(book), config=LiquidationConfig()).initialize()
+        assert bot.symbols == [] and bot.liquidation_manager is not None and bot.liquidation_manager.symbols == []
+        assert bot.deadman is not None and bot.deadman.symbols == []  # arms the symbols with orders instead
+        bot.request_shutdown()
+        assert await bot.run() == EXIT_OK
+        assert book.positions() == [] and book.open_orders() == []
+
+    def test_a_scope_is_logged_as_a_warning(self, book: SimBook, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        with caplog.at_level(logging.WARNING, logger="harness.bot.shell"):
+            built(tmp_path, InMemoryOrderManager(book))
+        assert "liquidation scope is limited to BTCUSDT,ETHUSDT" in caplog.text
+
+    def test_the_command_has_no_symbol_default(self, tmp_path: Path) -> None:
+        seen: list[TradingBot] = []
+        command = make_bot_command(run=lambda bot: seen.append(bot) or 0)
+        outcome = CliRunner().invoke(command, ["--log-dir", str(tmp_path / "logs"), "--env", "testnet",
+                                               "--exchange-url", "http://127.0.0.1:9"])
+        assert outcome.exit_code == 0, outcome.output
+        assert seen[0].symbols == [] and seen[0].liquidation_manager.symbols == []
+
+
+class TestStartupKeyCheck:
+    async def test_missing_keys_refuse_the_start_before_ready(self, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+        bot = TradingBot(log_dir=tmp_path / "logs", environment="testnet", exchange_url="http://127.0.0.1:9",
+                         config=LiquidationConfig()).initialize()
+        with caplog.at_level(logging.ERROR, logger="harness.bot.shell"):
+            assert await bot.run() == EXIT_CONFIG
+        assert "READY" not in capsys.readouterr().out
+        assert "BINANCE_TESTNET_API_KEY and BINANCE_TESTNET_API_SECRET" in caplog.text
+
+    async def test_a_refused_key_at_warm_up_exits_2_and_other_warm_up_failures_do_not(
+            self, book: SimBook, tmp_path: Path) -> None:
+        class Refused(WithLifecycle):
+            code = -2015
+
+            async def warm_up(self, *, connections: int = 0) -> None:
+                raise TerminalExchangeError("-2015: Invalid API-key, IP, or permissions for action.", code=self.code)
+
+        assert await built(tmp_path / "a", Refused(book)).run() == EXIT_CONFIG
+        Refused.code = -1001  # a transient failure only costs speed
+        slow = built(tmp_path / "b", Refused(book))
+        slow.request_shutdown()
+        assert await slow.run() == EXIT_OK

@@ -86,12 +86,12 @@ class TestCapabilities:
     def test_the_face_offers_async_cancel_and_countdown_but_no_lifecycle(self, manager: InMemoryOrderManager) -> None:
         assert isinstance(manager, SupportsAsyncCancel) and isinstance(manager, SupportsCountdown)
         assert not isinstance(manager, SupportsLifecycle)
-        assert capabilities_of(manager) == ["async_cancel", "countdown"]
+        assert capabilities_of(manager) == ["async_cancel", "countdown", "order_snapshot"]
 
     def test_the_sync_cancel_variant_switches_the_async_cancel_off(self, book: SimBook) -> None:
         sync_only = SyncCancelOrderManager(book)
         assert not isinstance(sync_only, SupportsAsyncCancel)
-        assert capabilities_of(sync_only) == ["countdown"] and describe_order_manager(sync_only) == []
+        assert capabilities_of(sync_only) == ["countdown", "order_snapshot"] and describe_order_manager(sync_only) == []
 
     async def test_async_cancel_counts_regular_and_algo_orders_like_the_sync_one(
             self, book: SimBook, manager: InMemoryOrderManager) -> None:
