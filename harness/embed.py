@@ -45,7 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.bot.logs import LOG_FORMAT, RedactingFilter
+from harness.bot.logs import REDACTOR
+from harness.bot.logs import configure_logging as configure_bot_logging
 from harness.core.audit import AuditLogger
 from harness.core.config import RESERVED_ENV_NAMES, LiquidationConfig, load_config
 from harness.core.errors import ConfigError
@@ -219,21 +220,12 @@ def _secrets(environ: Mapping[str, str]) -> list[str]:
 
 
 def configure_logging(log_dir: Path, level: str = "INFO", secrets: Sequence[str] = ()) -> Path:
-    """Log to ``<log_dir>/trading.log`` and stderr (once per process), masking ``secrets`` and request
-    signatures in every record (``harness.bot.logs.RedactingFilter``); returns the file's path."""
-    path = log_dir / "trading.log"
-    root = logging.getLogger()
-    redactor = next((f for h in root.handlers for f in h.filters if isinstance(f, RedactingFilter)), None)
-    if redactor is None:
-        redactor = RedactingFilter()
-        formatter = logging.Formatter(LOG_FORMAT)
-        for handler in (logging.FileHandler(path, encoding="utf-8"), logging.StreamHandler(sys.stderr)):
-            handler.setFormatter(formatter)
-            handler.addFilter(redactor)
-            root.addHandler(handler)
-        root.setLevel(level.upper())
+    """Log to ``<log_dir>/trading.log`` (owner-only) and stderr through the bot's own logging set-up
+    (``harness.bot.logs.configure_logging``: one redactor for the process, masking ``secrets`` and
+    request signatures in every record); returns the file's path."""
+    path = configure_bot_logging(log_dir, level)
     for secret in secrets:
-        redactor.add(secret)
+        REDACTOR.add(secret)
     return path
 
 
