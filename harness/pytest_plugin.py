@@ -182,8 +182,15 @@ def _signed_get(root: str, path: str, key: str, secret: str) -> Any:
 
 
 def preflight(run: RunTarget) -> None:
-    """Usage error unless the (non-embedded, non-production) target answers and accepts the keys."""
-    if run.target is None or run.target.is_production or not (run.api_key and run.api_secret):
+    """Usage error unless the target answers and accepts the keys: testnet / demo / custom with keys,
+    and production in --post-deploy mode when BINANCE_API_KEY/SECRET are set (a read-only signed GET;
+    the keys stay in this check and never reach a scenario)."""
+    if run.target is None:
+        return
+    key, secret = run.api_key, run.api_secret
+    if run.target.is_production:
+        key, secret = credentials(run.target) if run.post_deploy else (None, None)
+    if not (key and secret):
         return
     import requests
 
@@ -195,7 +202,7 @@ def preflight(run: RunTarget) -> None:
         raise pytest.UsageError(f"liquidation-harness: preflight: {run.describe()} cannot be reached "
                                 f"(GET /fapi/v1/time: {type(exc).__name__}); nothing was run") from None
     try:
-        answer = _signed_get(root, "/fapi/v2/balance", run.api_key, run.api_secret)
+        answer = _signed_get(root, "/fapi/v2/balance", key, secret)
     except requests.RequestException as exc:
         raise pytest.UsageError(f"liquidation-harness: preflight: {run.describe()} did not answer a signed request "
                                 f"({type(exc).__name__}); nothing was run") from None
