@@ -45,7 +45,7 @@ import pytest
 from harness.checklist import CHECKLIST_LABEL, EPIC, item as checklist_item
 from harness.core.errors import ConfigError
 from harness.exchanges.target import DEMO_KEY_VARS, TESTNET_KEY_VARS, Target, TargetKind, credentials, resolve_target
-from harness.report.evidence import EVIDENCE_LABEL, EVIDENCE_TARGET_LABEL, BotIdentity, Evidence, RunInfo, config_digest
+from harness.report.evidence import EVIDENCE_LABEL, EVIDENCE_TARGET_LABEL, BotIdentity, Evidence, RunInfo
 
 DEFAULT_SCENARIO_SYMBOLS = "BTCUSDT,ETHUSDT,BNBUSDT"
 PRODUCTION_SKIP_REASON = "target is PRODUCTION: order-placing scenarios never run against production (non-disruptive checks only)"

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from harness.attest import PREDICATE_TYPE, STATEMENT_TYPE, AttestationError, attestation_path, build_statement, \
     verify_attestation, write_statement
 from harness.checklist import ITEMS
-from harness.report import BotIdentity, Evidence, ResultStatus, RunInfo, RunResults, TestResult, build_report, write_report
+from harness.report import BotIdentity, Evidence, RunInfo, build_report, write_report
 from harness.report.cli import report_command
 
 NOW = datetime(2026, 1, 2, 10, 0, tzinfo=timezone.utc)
