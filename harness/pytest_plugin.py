@@ -2,6 +2,9 @@
 
 Options (one group, each with an ini twin):
   --testnet          target Binance futures testnet; keys from BINANCE_TESTNET_API_KEY/SECRET
+  --demo             target Binance Demo Trading; keys from BINANCE_DEMO_API_KEY/SECRET
+  --post-deploy      non-disruptive post-deployment checks against production: no order endpoint
+                     (no non-GET request to /fapi) can be called from this process
   --env              TRADING_ENV for the run (production | testnet | development | high-latency)
   --exchange-url     an exchange root URL instead of the embedded exchange
   --symbols          symbols scenarios trade (comma-separated)
@@ -20,21 +23,38 @@ Default target: the embedded Binance-compatible exchange, one per test on a free
 With --testnet and no keys the run stops with a usage error naming the variables. When the target
 is production (TRADING_ENV=production with --testnet absent and a production URL, or a production
 --exchange-url), every test marked ``places_orders`` is skipped with a visible reason.
+
+--testnet/--demo with a non-Binance --exchange-url means "testnet (demo) reached through the fault
+proxy or stand-in at that URL": keys come from the testnet (demo) variables and the evidence level
+is ``testnet-proxied`` (``demo-proxied``). Before anything runs against testnet or demo, a preflight
+checks that the exchange answers and accepts the keys (usage error otherwise).
+
+Evidence (harness.report.evidence): every result gets the Allure labels ``evidence`` and
+``evidence_target``; a test that does not use the ``run_target`` fixture ran on the embedded
+exchange or in-process and is labelled so. Tests marked ``embedded_exchange`` (they build their own
+embedded exchange) are skipped with a reason on any other target. ``harness-run.json`` beside the
+results records the run's level, target, versions and config digest.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import platform
+import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
 from harness.checklist import CHECKLIST_LABEL, EPIC, item as checklist_item
 from harness.core.errors import ConfigError
-from harness.exchanges.target import TESTNET_KEY_VARS, Target, credentials, resolve_target
+from harness.exchanges.target import DEMO_KEY_VARS, TESTNET_KEY_VARS, Target, TargetKind, credentials, resolve_target
+from harness.report.evidence import EVIDENCE_LABEL, EVIDENCE_TARGET_LABEL, BotIdentity, Evidence, RunInfo
 from harness.testkit.botproc import BotUnderTest
 
 DEFAULT_SCENARIO_SYMBOLS = "BTCUSDT,ETHUSDT,BNBUSDT"
@@ -53,6 +73,10 @@ BOT_OPTIONS = (
 )
 NO_ORDER_MANAGER_REASON = ("conformance kit: no order manager under test; give --order-manager package.module:factory "
                            "(factory(exchange_url, api_key, api_secret) -> OrderExecutionManager)")
+STARTED_KEY = pytest.StashKey[str]()
+EMBEDDED_ONLY_REASON = ("runs only on the embedded exchange (it builds its own and drives its control API); "
+                        "not evidence for {target}: NOT RUN there")
+PREFLIGHT_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -64,17 +88,36 @@ class RunTarget:
     symbols: tuple[str, ...]
     api_key: str | None = None
     api_secret: str | None = None
+    #: TESTNET or DEMO when --testnet/--demo was given with a non-Binance --exchange-url (a proxy or stand-in)
+    via_proxy_for: TargetKind | None = None
+    post_deploy: bool = False
 
     @property
     def embedded(self) -> bool:
         return self.target is None
 
     @property
+    def evidence(self) -> Evidence:
+        """The evidence level of results obtained on this target."""
+        if self.target is None:
+            return Evidence.EMBEDDED
+        if self.via_proxy_for is TargetKind.TESTNET:
+            return Evidence.TESTNET_PROXIED
+        if self.via_proxy_for is TargetKind.DEMO:
+            return Evidence.DEMO_PROXIED
+        return {TargetKind.TESTNET: Evidence.TESTNET, TargetKind.DEMO: Evidence.DEMO,
+                TargetKind.PRODUCTION: Evidence.PRODUCTION}.get(self.target.kind, Evidence.CUSTOM)
+
+    @property
     def is_production(self) -> bool:
         return self.target is not None and self.target.is_production
 
     def describe(self) -> str:
-        return "embedded exchange (127.0.0.1)" if self.embedded else self.target.describe()  # type: ignore[union-attr]
+        if self.target is None:
+            return "embedded exchange (127.0.0.1)"
+        if self.via_proxy_for is not None:
+            return f"{self.via_proxy_for.value} through the proxy/stand-in at {self.target.root_url}"
+        return self.target.describe()
 
 
 def _option(config: pytest.Config, name: str, ini: str) -> str | bool | None:
@@ -88,6 +131,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("liquidation-harness", "emergency-liquidation verification harness")
     group.addoption("--testnet", action="store_true", default=False,
                     help="run scenarios against Binance futures testnet (keys from BINANCE_TESTNET_API_KEY/SECRET)")
+    group.addoption("--demo", action="store_true", default=False,
+                    help="run scenarios against Binance Demo Trading (keys from BINANCE_DEMO_API_KEY/SECRET)")
+    group.addoption("--post-deploy", action="store_true", default=False,
+                    help="post-deployment checks against production: non-disruptive only, order endpoints refused")
     group.addoption("--env", action="store", default=None, dest="harness_env",
                     help="TRADING_ENV for the run: production | testnet | development | high-latency (default: $TRADING_ENV or testnet)")
     group.addoption("--exchange-url", action="store", default=None,
@@ -98,6 +145,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="conformance kit: factory(exchange_url, api_key, api_secret) returning the team's "
                          "OrderExecutionManager, e.g. mybot.om:factory")
     parser.addini("testnet", "run scenarios against Binance futures testnet", type="bool", default=False)
+    parser.addini("demo", "run scenarios against Binance Demo Trading", type="bool", default=False)
     parser.addini("trading_env", "TRADING_ENV for the run", default="")
     parser.addini("exchange_url", "exchange root URL to test against", default="")
     parser.addini("symbols", "symbols scenarios trade", default="")
@@ -120,25 +168,136 @@ def resolve_bot_under_test(config: pytest.Config) -> BotUnderTest:
 
 
 def resolve_run_target(config: pytest.Config) -> RunTarget:
-    testnet = bool(_option(config, "testnet", "testnet"))
-    url = _option(config, "exchange_url", "exchange_url") or None
-    environment = str(_option(config, "harness_env", "trading_env") or os.environ.get("TRADING_ENV") or "testnet")
-    symbols = tuple(s.strip().upper() for s in str(_option(config, "symbols", "symbols") or DEFAULT_SCENARIO_SYMBOLS).split(",") if s.strip())
+    return run_target_for(
+        testnet=bool(_option(config, "testnet", "testnet")),
+        demo=bool(_option(config, "demo", "demo")),
+        post_deploy=bool(config.getoption("post_deploy", False)),
+        url=str(_option(config, "exchange_url", "exchange_url") or "") or None,
+        environment=str(_option(config, "harness_env", "trading_env") or os.environ.get("TRADING_ENV") or "testnet"),
+        symbols=str(_option(config, "symbols", "symbols") or DEFAULT_SCENARIO_SYMBOLS),
+    )
+
+
+def run_target_for(*, testnet: bool, demo: bool, post_deploy: bool, url: str | None, environment: str,
+                   symbols: str = DEFAULT_SCENARIO_SYMBOLS) -> RunTarget:
+    """The run's target from the options; pytest.UsageError naming the problem (also used by verify
+    to refuse a run before touching any results)."""
+    symbols = tuple(s.strip().upper() for s in symbols.split(",") if s.strip())  # type: ignore[assignment]
+    if post_deploy and (testnet or demo):
+        raise pytest.UsageError("liquidation-harness: --post-deploy checks production; it cannot be combined with --testnet or --demo")
     try:
-        if not testnet and not url and environment != "production":
+        if post_deploy:
+            target = resolve_target("production", str(url) if url else None)
+            if not target.is_production:
+                raise pytest.UsageError(f"liquidation-harness: --post-deploy needs a production target, got {target.describe()}")
+            return RunTarget("production", target, symbols, post_deploy=True)
+        if not testnet and not demo and not url and environment != "production":
             return RunTarget(environment, None, symbols)
-        target = resolve_target(environment, str(url) if url else None, testnet)
+        target = resolve_target(environment, str(url) if url else None, testnet, demo)
     except ConfigError as exc:
         raise pytest.UsageError(f"liquidation-harness: {exc}") from None
-    key, secret = credentials(target)
-    if target.kind == "testnet" and not (key and secret):
-        raise pytest.UsageError(
-            "liquidation-harness: --testnet needs credentials: set "
-            f"{TESTNET_KEY_VARS[0]} and {TESTNET_KEY_VARS[1]} in the environment"
-        )
+    claimed = TargetKind.DEMO if demo else TargetKind.TESTNET if testnet else None
+    via_proxy = claimed if claimed is not None and target.kind is TargetKind.CUSTOM else None
+    key_vars = DEMO_KEY_VARS if claimed is TargetKind.DEMO else TESTNET_KEY_VARS if claimed else target.key_vars
+    key, secret = os.environ.get(key_vars[0]) or None, os.environ.get(key_vars[1]) or None
+    if claimed is None:
+        key, secret = credentials(target)
+    if target.kind in (TargetKind.TESTNET, TargetKind.DEMO) or via_proxy is not None:
+        if not (key and secret):
+            flag = "--demo" if claimed is TargetKind.DEMO or target.kind is TargetKind.DEMO else "--testnet"
+            raise pytest.UsageError(
+                f"liquidation-harness: {flag} needs credentials: set {key_vars[0]} and {key_vars[1]} in the environment"
+            )
     if target.is_production:
         key, secret = None, None  # scenarios never get production keys
-    return RunTarget(environment, target, symbols, key, secret)
+    return RunTarget(environment, target, symbols, key, secret, via_proxy)
+
+
+def _signed_get(root: str, path: str, key: str, secret: str) -> Any:
+    import requests
+
+    query = urlencode({"timestamp": int(time.time() * 1000), "recvWindow": 10000})
+    signature = hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()
+    return requests.get(f"{root}{path}?{query}&signature={signature}", headers={"X-MBX-APIKEY": key},
+                        timeout=PREFLIGHT_TIMEOUT_SECONDS)
+
+
+def preflight(run: RunTarget) -> None:
+    """Usage error unless the target answers and accepts the keys: testnet / demo / custom with keys,
+    and production in --post-deploy mode when BINANCE_API_KEY/SECRET are set (a read-only signed GET;
+    the keys stay in this check and never reach a scenario)."""
+    if run.target is None:
+        return
+    key, secret = run.api_key, run.api_secret
+    if run.target.is_production:
+        key, secret = credentials(run.target) if run.post_deploy else (None, None)
+    if not (key and secret):
+        return
+    import requests
+
+    root = run.target.root_url
+    try:
+        answer = requests.get(f"{root}/fapi/v1/time", timeout=PREFLIGHT_TIMEOUT_SECONDS)
+        answer.raise_for_status()
+    except (requests.RequestException, ValueError) as exc:
+        raise pytest.UsageError(f"liquidation-harness: preflight: {run.describe()} cannot be reached "
+                                f"(GET /fapi/v1/time: {type(exc).__name__}); nothing was run") from None
+    try:
+        answer = _signed_get(root, "/fapi/v2/balance", key, secret)
+    except requests.RequestException as exc:
+        raise pytest.UsageError(f"liquidation-harness: preflight: {run.describe()} did not answer a signed request "
+                                f"({type(exc).__name__}); nothing was run") from None
+    if answer.status_code != 200:
+        try:
+            body = answer.json()
+            detail = f"code {body.get('code')}: {body.get('msg')}"
+        except ValueError:
+            detail = f"HTTP {answer.status_code}"
+        raise pytest.UsageError(f"liquidation-harness: preflight: {run.describe()} refused the API key "
+                                f"(signed GET /fapi/v2/balance: {detail}); nothing was run")
+
+
+_ORDER_GUARD_INSTALLED = False
+
+
+class OrderEndpointRefused(RuntimeError):
+    """Raised when a request that could place, cancel or change anything is made in --post-deploy mode."""
+
+
+def _refuse_writes(method: str, url: str) -> None:
+    path = urlsplit(str(url)).path
+    if method.upper() not in ("GET", "HEAD", "OPTIONS") and "/fapi/" in path:
+        raise OrderEndpointRefused(f"--post-deploy: {method.upper()} {path} refused: post-deployment checks never "
+                                   "place, cancel or change anything on production")
+
+
+def install_order_guard() -> None:
+    """From now on, any non-GET request to a /fapi/ path from this process (requests or aiohttp) raises."""
+    global _ORDER_GUARD_INSTALLED
+    if _ORDER_GUARD_INSTALLED:
+        return
+    import requests
+
+    original_send = requests.Session.send
+
+    def guarded_send(self: Any, request: Any, **kwargs: Any) -> Any:
+        _refuse_writes(request.method or "GET", request.url)
+        return original_send(self, request, **kwargs)
+
+    requests.Session.send = guarded_send  # type: ignore[method-assign]
+    try:
+        import aiohttp
+
+        original_request = aiohttp.ClientSession._request
+
+        async def guarded_request(self: Any, method: str, str_or_url: Any, *args: Any, **kwargs: Any) -> Any:
+            _refuse_writes(method, str(str_or_url))
+            return await original_request(self, method, str_or_url, *args, **kwargs)
+
+        aiohttp.ClientSession._request = guarded_request  # type: ignore[method-assign]
+    except ImportError:  # pragma: no cover - aiohttp is a dependency
+        pass
+    _ORDER_GUARD_INSTALLED = True
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -148,8 +307,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: long chaos / soak runs; deselected unless --run-slow is given")
     config.addinivalue_line("markers", "places_orders: the scenario places or cancels orders on the target exchange")
     config.addinivalue_line("markers", "reference_bot: checks harness.bot in-process; deselected when --bot-cmd names another bot")
-    config.stash[TARGET_KEY] = resolve_run_target(config)
+    config.addinivalue_line("markers", "embedded_exchange: the test builds its own embedded exchange; skipped (NOT RUN) on any other target")
+    run = resolve_run_target(config)
+    config.stash[TARGET_KEY] = run
     config.stash[BOT_KEY] = resolve_bot_under_test(config)
+    config.stash[STARTED_KEY] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     spec = order_manager_spec(config)
     if spec is not None:
         from harness.conformance.factory import load_factory
@@ -158,6 +320,10 @@ def pytest_configure(config: pytest.Config) -> None:
             load_factory(spec)
         except ConfigError as exc:
             raise pytest.UsageError(f"liquidation-harness: {exc}") from None
+    if run.post_deploy:
+        install_order_guard()
+    if not hasattr(config, "workerinput"):
+        preflight(run)
 
 
 def checklist_marks(item_id: str) -> list[pytest.MarkDecorator]:
@@ -176,7 +342,8 @@ def checklist_marks(item_id: str) -> list[pytest.MarkDecorator]:
 def pytest_report_header(config: pytest.Config) -> str:
     run = config.stash[TARGET_KEY]
     bot = config.stash[BOT_KEY]
-    return [f"liquidation-harness target: {run.describe()}, environment={run.environment}, symbols={','.join(run.symbols)}",
+    return [f"liquidation-harness target: {run.describe()}, evidence={run.evidence.value}, environment={run.environment}, "
+            f"symbols={','.join(run.symbols)}",
             f"liquidation-harness bot under test: {bot.describe()} (cwd {bot.cwd or Path.cwd()})"]
 
 
@@ -201,6 +368,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 raise pytest.UsageError(f"{item.nodeid}: bad checklist marker: {exc}") from None
             for mark in marks:
                 item.add_marker(mark)
+        uses_target = "run_target" in getattr(item, "fixturenames", ())
+        evidence = run.evidence if uses_target else Evidence.EMBEDDED
+        item.add_marker(pytest.mark.allure_label(evidence.value, label_type=EVIDENCE_LABEL))
+        item.add_marker(pytest.mark.allure_label(run.describe() if uses_target else "embedded exchange / in-process",
+                                                 label_type=EVIDENCE_TARGET_LABEL))
+        if not run.embedded and item.get_closest_marker("embedded_exchange"):
+            item.add_marker(pytest.mark.skip(reason=EMBEDDED_ONLY_REASON.format(target=run.describe())))
         if run.is_production and item.get_closest_marker("places_orders"):
             item.add_marker(pytest.mark.skip(reason=PRODUCTION_SKIP_REASON))
         if item.get_closest_marker("slow") and not run_slow:
@@ -244,7 +418,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "Harness.Version": __version__,
         "Bot.Command": session.config.stash[BOT_KEY].describe(),
     }
+    properties["Evidence"] = run.evidence.value
     (out / "environment.properties").write_text("".join(f"{k}={v}\n" for k, v in properties.items()), encoding="utf-8")
+    RunInfo(
+        evidence=run.evidence, target=run.describe(), environment=run.environment, harness_version=__version__,
+        started=session.config.stash.get(STARTED_KEY, ""),
+        finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), exit_status=int(exitstatus),
+        bot=_bot_identity(run.environment, session.config.stash[BOT_KEY]), post_deploy=run.post_deploy,
+    ).write(out)
     executor = {"name": "liquidation-harness", "type": "pytest", "buildName": os.environ.get("BUILD_NAME", "local run"),
                 "reportName": "Emergency Liquidation - Deployment Validation", "url": os.environ.get("CI_JOB_URL", "")}
     (out / "executor.json").write_text(json.dumps(executor, indent=2), encoding="utf-8")
@@ -256,3 +437,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         {"name": "Harness or environment error", "matchedStatuses": ["broken"]},
     ]
     (out / "categories.json").write_text(json.dumps(categories, indent=2), encoding="utf-8")
+
+
+def _bot_identity(environment: str, bot: BotUnderTest) -> BotIdentity:
+    """The bot under test as the report names it: its command and version; for the reference bot also
+    the digest of the configuration its environment gives it (a foreign bot's own config is unknown here)."""
+    if not bot.is_reference:
+        return BotIdentity(bot.describe(), bot.version(), "")
+    from harness.core.config import load_config
+
+    try:
+        config = load_config(environment).model_dump()
+    except (ConfigError, ValueError):
+        return BotIdentity.default()
+    return BotIdentity.default(config)

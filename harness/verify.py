@@ -4,26 +4,46 @@ Runs the project's test suite and the checklist scenarios (pytest, in a subproce
 progress); with a bot under test (``--bot-cmd``), only the scenarios, against that bot (plus the
 conformance kit when ``--order-manager`` is given): the project's own tests belong to its CI. It writes allure-results, fills the Deployment Validation Report, generates the single-file
 Allure HTML report where Node.js and the Allure 3 package are installed, prints a summary table
-and both paths, and exits 0 only when the run is READY FOR SIGN-OFF.
+and both paths, and exits 0 only when every required checklist item passed (the verdict line says
+at which evidence level: see harness.report.render.Verdict).
+
+No evidence is lost: every argument, the configuration and the target (reachable, keys accepted)
+are checked before anything is written; each run gets its own directory
+``<out>/runs/<UTC timestamp>/`` (allure-results/, junit.xml, the report, its attestation,
+verdict.json) and ``<out>/runs/latest`` points at the last run that produced a report. A run that
+is refused or cannot run leaves every earlier run as it was. Allure history is carried from the
+previous run, and the report lists the last runs' verdicts.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
 from harness.core.config import ENVIRONMENTS, load_config
 from harness.core.errors import ConfigError
-from harness.report import ItemStatus, Report, ResultsError, build_report, generate_html, load_results, write_report
+from harness.report import (
+    BotIdentity,
+    ItemStatus,
+    PastRun,
+    Report,
+    ResultsError,
+    Verdict,
+    build_report,
+    generate_html,
+    load_results,
+    write_report,
+)
 from harness.testkit.botproc import BotUnderTest
 
-DEFAULT_PATHS = ("tests", "scenarios")
 #: ini settings the scenarios need when no pytest.ini of this project is in reach (installed use)
 SCENARIO_INI = ("asyncio_mode=auto", "asyncio_default_fixture_loop_scope=function")
 #: checklist items no scenario judges for a bot under test: the project's own test suite (its CI) ...
@@ -33,15 +53,25 @@ ORDER_MANAGER_ITEMS = ("pre.deps.order_manager", "pre.deps.methods")
 #: pytest exit codes that mean the run itself could not happen (no report can be trusted)
 PYTEST_CANNOT_RUN = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
+RUNS_DIR, LATEST = "runs", "latest"
+VERDICT_FILE = "verdict.json"
+HISTORY_SHOWN = 5
 
 
 def pytest_command(paths: tuple[str, ...], results_dir: Path, *, testnet: bool, environment: str | None,
-                   exchange_url: str | None, symbols: str | None, workers: str, extra: tuple[str, ...]) -> list[str]:
+                   exchange_url: str | None, symbols: str | None, workers: str, extra: tuple[str, ...],
+                   demo: bool = False, post_deploy: bool = False, junit: Path | None = None) -> list[str]:
     command = [sys.executable, "-m", "pytest", *paths, f"--alluredir={results_dir}", "-p", "no:cacheprovider", "-q", "-rfEs"]
+    if junit is not None:
+        command.append(f"--junitxml={junit}")
     if workers not in ("0", "1"):
         command += ["-n", workers]
     if testnet:
         command.append("--testnet")
+    if demo:
+        command.append("--demo")
+    if post_deploy:
+        command.append("--post-deploy")
     if environment:
         command.append(f"--env={environment}")
     if exchange_url:
@@ -110,6 +140,14 @@ def describe_bot_under_test(bot: BotUnderTest) -> str:
     return f"{bot.describe()} (version {bot.version()}, cwd {bot.cwd or Path.cwd()})"
 
 
+def bot_identity(bot: BotUnderTest, config: dict) -> BotIdentity:
+    """The bot under test as the report names it: the reference bot with the digest of the effective
+    configuration; a team's bot with its command and version (its own configuration is not known here)."""
+    if bot.is_reference:
+        return BotIdentity.default(config)
+    return BotIdentity(bot.describe(), bot.version(), "")
+
+
 def bot_options(command: click.Command) -> click.Command:
     """The bot-under-test options of ``verify`` (the same names as the pytest plugin's)."""
     for name, text in reversed((
@@ -154,38 +192,135 @@ def summary_table(report: Report) -> str:
     return "\n".join(lines)
 
 
+def refuse_before_running(*, testnet: bool, demo: bool, post_deploy: bool, exchange_url: str | None,
+                          environment: str | None, symbols: str | None, results_dir: Path | None,
+                          sign_key: Path | None) -> None:
+    """Every check that can refuse the run, before anything is written: the target (flags, keys,
+    reachable, keys accepted), an explicit --results that already holds results, the signing key."""
+    import pytest
+
+    from harness.pytest_plugin import DEFAULT_SCENARIO_SYMBOLS, preflight, run_target_for
+
+    try:
+        run = run_target_for(testnet=testnet, demo=demo, post_deploy=post_deploy, url=exchange_url,
+                             environment=environment or os.environ.get("TRADING_ENV") or "testnet",
+                             symbols=symbols or DEFAULT_SCENARIO_SYMBOLS)
+        preflight(run)
+    except pytest.UsageError as exc:
+        raise click.UsageError(str(exc).removeprefix("liquidation-harness: ")) from None
+    if results_dir is not None and results_dir.exists() and any(results_dir.iterdir()):
+        raise click.BadParameter(f"{str(results_dir)!r} already holds results; each run needs its own directory "
+                                 "(omit --results to get reports/out/runs/<timestamp>/)", param_hint="--results")
+    if sign_key is not None:
+        from harness.attest import AttestationError, load_signing_key
+
+        try:
+            load_signing_key(sign_key)
+        except AttestationError as exc:
+            raise click.BadParameter(str(exc), param_hint="--sign-key") from None
+
+
+def new_run_dir(out_dir: Path, now: datetime | None = None) -> Path:
+    """``<out>/runs/<UTC timestamp>`` (a suffix when taken), created."""
+    moment = now or datetime.now(timezone.utc)
+    base = out_dir / RUNS_DIR / moment.strftime("%Y%m%dT%H%M%SZ")
+    path, serial = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            serial += 1
+            path = base.with_name(f"{base.name}-{serial}")
+
+
+def previous_runs(out_dir: Path, *, exclude: Path | None = None, last: int = HISTORY_SHOWN) -> list[PastRun]:
+    """The last runs' verdicts from ``<out>/runs/*/verdict.json``, newest first."""
+    runs = []
+    root = out_dir / RUNS_DIR
+    if not root.is_dir():
+        return []
+    for entry in sorted(root.iterdir(), reverse=True):
+        if entry.is_symlink() or not entry.is_dir() or (exclude is not None and entry.resolve() == exclude.resolve()):
+            continue
+        try:
+            data = json.loads((entry / VERDICT_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        runs.append(PastRun(str(data.get("finished", entry.name)), str(data.get("verdict", "?")),
+                            str(data.get("evidence", "?")), str(entry)))
+        if len(runs) >= last:
+            break
+    return runs
+
+
+def carry_history(out_dir: Path, results_dir: Path) -> None:
+    """Copy the previous run's Allure history (trends) into the new results directory."""
+    latest = out_dir / RUNS_DIR / LATEST
+    for candidate in (latest / "allure-report" / "history", latest / "allure-results" / "history"):
+        if candidate.is_dir():
+            shutil.copytree(candidate, results_dir / "history", dirs_exist_ok=True)
+            return
+
+
+def point_latest(out_dir: Path, run_dir: Path) -> None:
+    """Make ``<out>/runs/latest`` point at ``run_dir`` (atomically replaced)."""
+    link = out_dir / RUNS_DIR / LATEST
+    temporary = link.with_name(f".{LATEST}.tmp")
+    if temporary.is_symlink() or temporary.exists():
+        temporary.unlink()
+    temporary.symlink_to(run_dir.name)
+    os.replace(temporary, link)
+
+
+def record_verdict(run_dir: Path, report: Report, report_path: Path, code: int) -> None:
+    data = {"verdict": report.verdict.value, "ready": report.ready, "pytest_exit": code,
+            "evidence": ", ".join(e.value for e in report.evidence),
+            "finished": report.generated_at.isoformat(timespec="seconds"), "report": report_path.name}
+    (run_dir / VERDICT_FILE).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
 @click.command("verify")
 @click.option("--testnet", is_flag=True, help="Run the scenarios against Binance futures testnet (keys from BINANCE_TESTNET_API_KEY/SECRET).")
+@click.option("--demo", is_flag=True, help="Run the scenarios against Binance Demo Trading (keys from BINANCE_DEMO_API_KEY/SECRET).")
+@click.option("--post-deploy", is_flag=True,
+              help="After deploying: non-disruptive checks against production only (keys, manager, metrics, audit, "
+                   "dead-man's switch); no order endpoint can be called. Fills the report's Production sections.")
 @click.option("--env", "environment", type=click.Choice(ENVIRONMENTS), default=None,
-              help="TRADING_ENV for the scenarios and the report (default: $TRADING_ENV, else testnet for the run and production for the report's config line).")
-@click.option("--exchange-url", default=None, help="Exchange root URL to verify against instead of the embedded exchange.")
+              help="TRADING_ENV for the scenarios and the report (default: $TRADING_ENV, else testnet).")
+@click.option("--exchange-url", default=None,
+              help="Exchange root URL instead of the embedded exchange (with --testnet/--demo: a fault proxy in front of it).")
 @click.option("--symbols", default=None, help="Symbols the scenarios trade (comma-separated).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The liquidation TOML the deployment will use (shown in the report's configuration line).")
-@click.option("--deployed-by", default=None, help="Name for the report's 'Deployed By'.")
-@click.option("--version", "version", default=None, help="Version being deployed (default: this package's version).")
-@click.option("--technical-lead", default=None, help="Technical Lead name for the sign-off.")
-@click.option("--operations", default=None, help="Operations name for the sign-off.")
-@click.option("--results", "results_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("allure-results"),
-              show_default=True, help="Where Allure results are written (emptied first).")
+@click.option("--deployed-by", default=None, help="Name for the report's 'Deployed By' (blank when absent).")
+@click.option("--deployment-time", default=None, help="When it was deployed, for a --post-deploy report (blank when absent).")
+@click.option("--version", "version", default=None, help="Version being deployed (default: the bot under test's version).")
+@click.option("--technical-lead", default=None, help="Technical Lead name for the sign-off (blank when absent).")
+@click.option("--operations", default=None, help="Operations name for the sign-off (blank when absent).")
+@click.option("--results", "results_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where Allure results are written (default: <out>/runs/<timestamp>/allure-results; must be new or empty).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports/out"),
-              show_default=True, help="Where the markdown report and the Allure HTML go.")
+              show_default=True, help="Where runs/<timestamp>/ (report, JUnit XML, attestation, HTML) go.")
+@click.option("--sign-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="ed25519 private key (PEM) to sign the report's in-toto attestation (a DSSE envelope).")
 @click.option("--html/--no-html", default=True, show_default=True, help="Generate the single-file Allure HTML report (needs Node.js + Allure 3).")
 @click.option("--workers", default="2", show_default=True, help="pytest-xdist workers ('auto', a number, or 1 for none).")
-@click.option("--path", "paths", multiple=True, help="Test paths to run (default: tests and scenarios; with --bot-cmd the scenarios).")
+@click.option("--path", "paths", multiple=True,
+              help="Test paths to run (default: tests and scenarios; with --bot-cmd the scenarios; --post-deploy: the post-deployment scenarios).")
 @bot_options
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
-def verify_command(testnet: bool, environment: str | None, exchange_url: str | None, symbols: str | None,
-                   config_file: Path | None, deployed_by: str | None, version: str | None, technical_lead: str | None,
-                   operations: str | None, results_dir: Path, out_dir: Path, html: bool, workers: str,
-                   paths: tuple[str, ...], pytest_args: tuple[str, ...], order_manager: str | None = None,
-                   **bot: str | None) -> None:
+def verify_command(testnet: bool, demo: bool, post_deploy: bool, environment: str | None, exchange_url: str | None,
+                   symbols: str | None, config_file: Path | None, deployed_by: str | None, deployment_time: str | None,
+                   version: str | None, technical_lead: str | None, operations: str | None, results_dir: Path | None,
+                   out_dir: Path, sign_key: Path | None, html: bool, workers: str, paths: tuple[str, ...],
+                   pytest_args: tuple[str, ...], order_manager: str | None = None, **bot: str | None) -> None:
     """Run the test suite and the checklist scenarios, and fill the Deployment Validation Report.
 
     With --bot-cmd, the scenarios, success criteria and post-deployment checks judge that bot
     (plus the conformance kit with --order-manager); the project's own tests are not run.
-    Extra arguments after `--` go to pytest. Exit 0 only when READY FOR SIGN-OFF, 1 when not,
-    2 on usage or configuration errors.
+    Extra arguments after `--` go to pytest. Exit 0 when every required item passed (the verdict
+    says on what), 1 when not, 2 on usage or configuration errors (nothing written then).
     """
     try:
         spec = BotUnderTest.from_options(cmd=bot["bot_cmd"], cwd=bot["bot_cwd"], ready=bot["bot_ready"],
@@ -197,59 +332,107 @@ def verify_command(testnet: bool, environment: str | None, exchange_url: str | N
     bot_given = bool(spec.command)
     if paths:
         run_paths, suites = list(paths), [f"given paths: {', '.join(paths)}"]
+    elif post_deploy:
+        run_paths, suites = [str(scenario_dir() / "test_post_deployment.py")], ["post-deployment checks"]
+        pytest_args = (*(f"-o{setting}" for setting in SCENARIO_INI), *pytest_args)
     else:
         run_paths, suites = suites_to_run(spec, bot_given, order_manager)
         pytest_args = (*(f"-o{setting}" for setting in SCENARIO_INI), *pytest_args)
     pytest_args = (*bot_pytest_args(bot, order_manager), *pytest_args)
     not_judged = out_of_scope(spec, order_manager)
     bot_line = describe_bot_under_test(spec)
-    report_env = environment or os.environ.get("TRADING_ENV") or "production"
+    report_env = environment or os.environ.get("TRADING_ENV") or ("production" if post_deploy else "testnet")
     try:
-        config = load_config(report_env, config_file).model_dump()
+        config = load_config(report_env if report_env in ENVIRONMENTS else None, config_file).model_dump()
     except ConfigError as exc:
         click.echo(f"configuration error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    if results_dir.exists():
-        shutil.rmtree(results_dir)
-    results_dir.mkdir(parents=True)
-    click.echo(f"[1/3] Running {', '.join(suites)} ({'testnet' if testnet else exchange_url or 'embedded exchange'})")
+    try:
+        refuse_before_running(testnet=testnet, demo=demo, post_deploy=post_deploy, exchange_url=exchange_url,
+                              environment=environment, symbols=symbols, results_dir=results_dir, sign_key=sign_key)
+    except click.ClickException as exc:
+        click.echo(f"usage error: {exc.format_message()}", err=True)
+        sys.exit(EXIT_USAGE)
+    run_dir = new_run_dir(out_dir)
+    results_dir = results_dir or run_dir / "allure-results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    carry_history(out_dir, results_dir)
+    where = "production (post-deployment, non-disruptive)" if post_deploy else (
+        "Binance Demo Trading" if demo else "Binance futures testnet" if testnet else exchange_url or "the embedded exchange")
+    if (demo or testnet) and exchange_url:
+        where += f" through {exchange_url}"
+    click.echo(f"[1/3] Running {', '.join(suites)} ({where}) into {run_dir}")
     click.echo(f"Bot under test: {bot_line}")
     code = run_pytest(pytest_command(tuple(run_paths), results_dir, testnet=testnet, environment=environment,
-                                     exchange_url=exchange_url, symbols=symbols, workers=workers, extra=pytest_args))
+                                     exchange_url=exchange_url, symbols=symbols, workers=workers, extra=pytest_args,
+                                     demo=demo, post_deploy=post_deploy, junit=run_dir / "junit.xml"))
     if code in PYTEST_CANNOT_RUN:
-        click.echo(f"pytest could not run the verification (exit {code}: {PYTEST_CANNOT_RUN[code]}); see above", err=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        click.echo(f"pytest could not run the verification (exit {code}: {PYTEST_CANNOT_RUN[code]}); see above. "
+                   "Earlier runs are untouched.", err=True)
         sys.exit(EXIT_USAGE)
     click.echo("[2/3] Filling the Deployment Validation Report")
     try:
-        results = load_results(results_dir)
+        results = [load_results(results_dir)]
     except ResultsError as exc:
+        shutil.rmtree(run_dir, ignore_errors=True)
         click.echo(f"no results to report: {exc}", err=True)
         sys.exit(EXIT_NOT_READY)
-    target = "Binance futures testnet" if testnet else (exchange_url or "the embedded exchange")
-    report = build_report(results, environment=f"{report_env} (scenarios run against {target})", deployed_by=deployed_by, version=version,
+    if post_deploy:
+        results = previous_pre_deployment(out_dir, run_dir) + results
+    report = build_report(results, environment=report_env, deployed_by=deployed_by, version=version,
                           technical_lead=technical_lead, operations=operations, config=config,
-                          bot_under_test=bot_line, suites=tuple(suites), not_judged=not_judged)
-    report_path = write_report(report, out_dir)
+                          history=previous_runs(out_dir, exclude=run_dir), deployment_time=deployment_time,
+                          bot=bot_identity(spec, config), suites=tuple(suites), not_judged=not_judged)
+    report_path = write_report(report, run_dir)
+    attestation = write_attestation(report, report_path, results, sign_key)
+    record_verdict(run_dir, report, report_path, code)
+    point_latest(out_dir, run_dir)
     html_path = None
     if html:
         click.echo("[3/3] Generating the Allure HTML report")
-        html_path = generate_html(results_dir, out_dir / "allure-report", log=lambda message: click.echo(f"  {message}", err=True))
-    click.echo("")
-    click.echo(summary_table(report))
-    click.echo("")
+        html_path = generate_html(results_dir, run_dir / "allure-report", log=lambda message: click.echo(f"  {message}", err=True))
+    print_summary(report, results[-1], report_path, html_path, results_dir, attestation, run_dir)
     click.echo(f"Suites run: {'; '.join(suites)}")
     click.echo(f"Bot judged: {bot_line}")
-    click.echo("Results: " + ", ".join(f"{status.value}={count}" for status, count in results.counts().items()))
-    click.echo(f"Deployment report: {report_path}")
-    click.echo(f"Allure HTML report: {html_path or 'not generated (see above)'}")
-    click.echo(f"Allure results: {results_dir}")
     if report.ready and code == 0:
-        click.echo("✅ READY FOR SIGN-OFF")
+        click.echo(f"✅ {report.verdict.value}")
         sys.exit(EXIT_READY)
-    click.echo("❌ NOT READY FOR SIGN-OFF")
+    click.echo(f"❌ {Verdict.NOT_READY.value}")
     for blocker in report.blocking:
         click.echo(f"  - {blocker.subject}: {blocker.status.value}{f' ({blocker.reason})' if blocker.reason else ''}")
     for row in report.rollback:
         click.echo(f"  rollback matrix: {row.issue} -> severity {row.severity}, rollback {'YES' if row.rollback else 'no'}: {row.action}")
     sys.exit(EXIT_NOT_READY)
 
+
+def previous_pre_deployment(out_dir: Path, run_dir: Path) -> list:
+    """For a --post-deploy report: the latest earlier run's results (the pre-deployment evidence)."""
+    latest = out_dir / RUNS_DIR / LATEST
+    if not latest.exists() or latest.resolve() == run_dir.resolve():
+        return []
+    try:
+        return [load_results(latest / "allure-results")]
+    except ResultsError:
+        return []
+
+
+def write_attestation(report: Report, report_path: Path, results: list, sign_key: Path | None) -> Path:
+    from harness.attest import attestation_path, build_statement, write_statement
+
+    statement = build_statement(report, report_path, [r.directory for r in results])
+    return write_statement(statement, attestation_path(report_path), sign_key)
+
+
+def print_summary(report: Report, results, report_path: Path, html_path: Path | None, results_dir: Path,
+                  attestation: Path, run_dir: Path) -> None:
+    click.echo("")
+    click.echo(summary_table(report))
+    click.echo("")
+    click.echo("Results: " + ", ".join(f"{status.value}={count}" for status, count in results.counts().items()))
+    click.echo(f"Evidence: {', '.join(e.description for e in report.evidence)}")
+    click.echo(f"Deployment report: {report_path}")
+    click.echo(f"Attestation: {attestation}")
+    click.echo(f"JUnit XML: {run_dir / 'junit.xml'}")
+    click.echo(f"Allure HTML report: {html_path or 'not generated (see above)'}")
+    click.echo(f"Allure results: {results_dir}")

@@ -40,6 +40,9 @@ HEDGE = {
     ("ADAUSDT", "LONG"): "55", ("LTCUSDT", "SHORT"): "-0.75", ("LINKUSDT", "LONG"): "4.2", ("AVAXUSDT", "SHORT"): "-3",
 }
 Legs = dict[tuple[str, str], Decimal]
+#: every test here builds its own embedded exchange and seeds it through its control API: with
+#: --testnet / --demo they are skipped (NOT RUN there) instead of passing under a testnet banner
+pytestmark = pytest.mark.embedded_exchange
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
 """Click commands ``report`` and ``audit``; harness/cli.py adds them to ``liquidation-harness``.
 
-Exit codes of ``report``: 0 ready for sign-off, 1 not ready, 2 usage error (bad option, missing or
-empty results directory, unreadable --config). ``audit``: 0, or 2 when the file is missing.
+Exit codes of ``report``: 0 every required item passed (the verdict says at which evidence level),
+1 not ready, 2 usage error (bad option, missing or empty results directory, unreadable --config).
+``report --verify-attestation FILE``: 0 when signature and digests check out, 1 when not.
+``audit``: 0, or 2 when the file is missing.
 """
 
 from __future__ import annotations
@@ -26,65 +28,105 @@ ENVIRONMENT_KEYS = ("environment", "TRADING_ENV", "env")
 
 
 @click.command("report")
-@click.option("--results", "results_dir", required=True,
+@click.option("--results", "results_dirs", multiple=True,
               type=click.Path(file_okay=False, path_type=Path),
-              help="allure-results directory written by pytest --alluredir.")
+              help="allure-results directory written by pytest --alluredir; repeat it to combine runs "
+                   "(e.g. a simulator run and a testnet run): the report says which evidence came from where.")
 @click.option("--out", "out_dir", default=Path("reports/out"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path),
-              help="Where to write the markdown report (and allure-report/ for the HTML).")
+              help="Where to write the markdown report, its attestation (and allure-report/ for the HTML).")
 @click.option("--environment", default=None,
-              help="Environment named in the report. Default: the run's environment.properties, "
-                   "then $TRADING_ENV, then 'unknown'.")
-@click.option("--deployed-by", default=None, help="Name for 'Deployed By'.")
+              help="TRADING_ENV named in the report. Default: the runs' own (harness-run.json / environment.properties).")
+@click.option("--deployed-by", default=None, help="Name for 'Deployed By' (blank when absent).")
+@click.option("--deployment-time", default=None, help="Deployment time for a post-deployment report (blank when absent).")
 @click.option("--version", "version", default=None,
-              help="Version deployed. Default: the installed liquidation-harness version.")
-@click.option("--technical-lead", default=None, help="Technical Lead name for the sign-off.")
-@click.option("--operations", default=None, help="Operations name for the sign-off.")
+              help="Version deployed. Default: the bot under test's version.")
+@click.option("--technical-lead", default=None, help="Technical Lead name for the sign-off (blank when absent).")
+@click.option("--operations", default=None, help="Operations name for the sign-off (blank when absent).")
 @click.option("--config", "config_file", default=None,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Effective LiquidationConfig as a JSON or TOML file (flat, or under a "
                    "'liquidation' table).")
 @click.option("--rollback-executed", default=None,
               help="If a rollback was executed: its reason and outcome (default: No).")
+@click.option("--sign-key", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="ed25519 private key (PEM): sign the attestation written beside the report (DSSE).")
+@click.option("--verify-attestation", "attestation", default=None,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Check an attestation (signature, report and results digests) instead of writing a report.")
+@click.option("--public-key", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="With --verify-attestation: the signer's ed25519 public key (PEM). Default: the one beside it.")
 @click.option("--html/--no-html", default=True, show_default=True,
               help="Also build the single-file Allure HTML report (needs the Allure 3 CLI).")
 def report_command(
-    results_dir: Path,
+    results_dirs: tuple[Path, ...],
     out_dir: Path,
     environment: str | None,
     deployed_by: str | None,
+    deployment_time: str | None,
     version: str | None,
     technical_lead: str | None,
     operations: str | None,
     config_file: Path | None,
     rollback_executed: str | None,
+    sign_key: Path | None,
+    attestation: Path | None,
+    public_key: Path | None,
     html: bool,
 ) -> None:
-    """Fill the Deployment Validation Report from an allure-results directory.
+    """Fill the Deployment Validation Report from one or more allure-results directories.
 
-    Exits 0 when READY FOR SIGN-OFF, 1 when not, 2 on usage errors."""
-    try:
-        run = load_results(results_dir)
-    except ResultsError as exc:
-        raise click.BadParameter(str(exc), param_hint="--results") from exc
-    config = _load_config(config_file, environment) if config_file else None
+    Exits 0 when every required item passed (the verdict line says on what evidence), 1 when not,
+    2 on usage errors."""
+    from harness.attest import AttestationError, attestation_path, build_statement, load_signing_key, verify_attestation, write_statement
+
+    if attestation is not None:
+        try:
+            check = verify_attestation(attestation, public_key)
+        except AttestationError as exc:
+            raise click.BadParameter(str(exc), param_hint="--verify-attestation") from exc
+        for line in check.lines:
+            click.echo(line)
+        click.echo("ATTESTATION OK" if check.ok else "ATTESTATION CHECK FAILED")
+        click.get_current_context().exit(0 if check.ok else 1)
+    if not results_dirs:
+        raise click.BadParameter("at least one --results directory is needed (or --verify-attestation FILE)",
+                                 param_hint="--results")
+    if sign_key is not None:
+        try:
+            load_signing_key(sign_key)
+        except AttestationError as exc:
+            raise click.BadParameter(str(exc), param_hint="--sign-key") from exc
+    runs = []
+    for directory in results_dirs:
+        try:
+            runs.append(load_results(directory))
+        except ResultsError as exc:
+            raise click.BadParameter(str(exc), param_hint="--results") from exc
+    config = _load_config(config_file, environment or _environment(None, runs[0])) if config_file else None
     try:
         report = build_report(
-            run, environment=_environment(environment, run), deployed_by=deployed_by,
+            runs, environment=environment or None, deployed_by=deployed_by,
             version=version, technical_lead=technical_lead, operations=operations,
-            config=config, rollback_executed=rollback_executed,
+            config=config, rollback_executed=rollback_executed, deployment_time=deployment_time,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--config / --environment") from exc
     path = write_report(report, out_dir)
     click.echo(f"Deployment report: {path}")
+    statement = build_statement(report, path, [run.directory for run in runs])
+    click.echo(f"Attestation: {write_statement(statement, attestation_path(path), sign_key)}")
+    for run, level in zip(runs, report.evidence, strict=True):
+        click.echo(f"Evidence: {run.directory}: {level.description}")
     if html:
-        index = generate_html(results_dir, out_dir / "allure-report",
+        index = generate_html(results_dirs[-1], out_dir / "allure-report",
                               log=lambda message: click.echo(message, err=True))
         if index is not None:
             click.echo(f"Allure HTML report: {index}")
     if report.ready:
-        click.echo("READY FOR SIGN-OFF")
+        click.echo(report.verdict.value)
+        for gap in report.production_gaps:
+            click.echo(f"  - {gap}")
         return
     click.echo("NOT READY FOR SIGN-OFF; blocking:")
     for blocker in report.blocking:

@@ -23,12 +23,13 @@ from typing import Any
 
 from harness.checklist import CHECKLIST_LABEL
 from harness.core.errors import HarnessError
+from harness.report.evidence import EVIDENCE_LABEL, EVIDENCE_TARGET_LABEL, RUN_FILE, Evidence, RunInfo
 
 log = logging.getLogger(__name__)
 
 RESULT_SUFFIX = "-result.json"
 KNOWN_SUFFIXES = ("-container.json",)
-KNOWN_NAMES = frozenset({"environment.properties", "executor.json", "categories.json"})
+KNOWN_NAMES = frozenset({"environment.properties", "executor.json", "categories.json", RUN_FILE})
 ATTACHMENT_MARK = "-attachment"
 
 
@@ -112,6 +113,15 @@ class TestResult:
         return self.label("parentSuite")
 
     @property
+    def evidence(self) -> Evidence:
+        """Where this result was obtained (the plugin's ``evidence`` label; ``unknown`` without it)."""
+        return Evidence.parse(self.label(EVIDENCE_LABEL))
+
+    @property
+    def evidence_target(self) -> str:
+        return self.label(EVIDENCE_TARGET_LABEL) or ""
+
+    @property
     def duration_seconds(self) -> float:
         return max(0, self.stop - self.start) / 1000.0
 
@@ -124,6 +134,7 @@ class RunResults:
     results: tuple[TestResult, ...]
     environment: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    info: RunInfo | None = None  # harness-run.json, when the harness plugin wrote the results
 
     @property
     def total(self) -> int:
@@ -175,7 +186,7 @@ def load_results(directory: str | Path) -> RunResults:
     if not latest:
         raise ResultsError(path, f"holds no *{RESULT_SUFFIX} files (empty or not allure output)")
     results = tuple(sorted(latest.values(), key=lambda r: (r.start, r.full_name, r.name)))
-    return RunResults(path, results, environment, tuple(warnings))
+    return RunResults(path, results, environment, tuple(warnings), RunInfo.read(path))
 
 
 def _is_expected(entry: Path) -> bool:

@@ -189,6 +189,9 @@ class TestNoSecretWritten:
         problems = scan_tree(leak, [KEY_A])
         assert len(problems) == 4 and all(p.startswith("I6: ") for p in problems), problems
         assert check_no_secrets("signature=<redacted> and a 32-hex id " + "ab" * 16, [KEY_A], "clean") == []
+        digests = 'config sha256:' + "ab" * 32 + ' {"digest": {"sha256": "' + "cd" * 32 + '"}}'
+        assert check_no_secrets(digests, [KEY_A], "attestation") == []  # labelled content digests are no secret
+        assert check_no_secrets('{"sha": "' + "cd" * 32 + '"}', [KEY_A], "unlabelled")  # a bare one still is
 
     def test_log_handlers_redact_what_other_libraries_log(self, tmp_path: Path, restore_root_logging: None) -> None:
         path = configure_logging(tmp_path / "logs", "DEBUG")

@@ -301,6 +301,8 @@ def schedules(draw: st.DrawFn, *, min_symbols: int = 1, max_symbols: int = 8, ma
 #: I3's slack over timeout_seconds
 DEADLINE_SLACK_SECONDS = 0.5
 _HEX64 = re.compile(r"(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])")
+#: a labelled content digest (``sha256:<hex>`` or in-toto's ``"sha256": "<hex>"``) is no secret
+_LABELLED_DIGEST = re.compile(r"""sha256(:|"\s*:\s*")[0-9a-fA-F]{64}(?![0-9a-fA-F])""")
 _SIGNATURE_PARAM = re.compile(r"signature=(?!<redacted>|\*\*\*)[^&\s\"']+", re.IGNORECASE)
 
 
@@ -430,7 +432,7 @@ def check_no_secrets(text: str, secrets: Iterable[str], where: str) -> list[str]
     problems = [f"I6: {where} holds a secret ({secret[:4]}...)" for secret in secrets if secret and secret in text]
     if _SIGNATURE_PARAM.search(text):
         problems.append(f"I6: {where} holds a request signature")
-    match = _HEX64.search(text)
+    match = _HEX64.search(_LABELLED_DIGEST.sub("sha256:<digest>", text))
     if match:
         problems.append(f"I6: {where} holds a 64-hex value (a key or an HMAC signature): {match.group()[:6]}...")
     return problems

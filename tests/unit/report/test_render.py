@@ -36,6 +36,7 @@ from harness.report import (
     write_report,
 )
 from harness.report.cli import audit_command, report_command
+from harness.report.evidence import BotIdentity, Evidence, RunInfo
 from harness.report.outcomes import item_outcomes
 
 ROOT = REPO_ROOT
@@ -91,25 +92,42 @@ def run_allure(pytester: pytest.Pytester, results: Path, *, passed: int = 0, fai
     outcome.assert_outcomes(passed=passed, failed=failed, skipped=skipped, errors=errors)
 
 
+BOT = BotIdentity("python -m harness.bot", "1.0", "sha256:" + "ab" * 32)
+EMBEDDED_VERDICT = "PASSED ON THE EMBEDDED EXCHANGE - run on testnet or Demo Trading before production"
+
+
 def make_result(item_id: str | None, status: ResultStatus = ResultStatus.PASSED, message: str = "",
-                name: str | None = None) -> TestResult:
+                name: str | None = None, evidence: Evidence | None = None) -> TestResult:
     label = () if item_id is None else (("checklist_item", item_id),)
+    if evidence is not None:
+        label += (("evidence", evidence.value), ("evidence_target", f"{evidence.value} (https://example)"))
     test_name = name or f"test_{(item_id or 'unlabelled').replace('.', '_')}"
     return TestResult(name=test_name, full_name=f"scenarios#{test_name}", status=status,
                       history_id=test_name, message=message, labels=label)
 
 
 def make_run(overrides: dict[str, ResultStatus | None] | None = None,
-             extra: tuple[TestResult, ...] = ()) -> RunResults:
-    """Every checklist item passed, except ``overrides`` (None = no result for the item)."""
+             extra: tuple[TestResult, ...] = (), evidence: Evidence | None = None, bot: BotIdentity | None = BOT,
+             prefixes: tuple[str, ...] = ("",), directory: str = "allure-results") -> RunResults:
+    """Every checklist item (those starting with ``prefixes``) passed, except ``overrides`` (None =
+    no result for the item); labelled with ``evidence`` and a harness-run.json for ``bot``."""
     overrides = overrides or {}
     results = []
     for item in ITEMS:
+        if not item.id.startswith(prefixes):
+            continue
         status = overrides.get(item.id, ResultStatus.PASSED)
         if status is not None:
             message = "" if status is ResultStatus.PASSED else f"{item.id} went wrong"
-            results.append(make_result(item.id, status, message))
-    return RunResults(Path("allure-results"), tuple(results) + extra)
+            results.append(make_result(item.id, status, message, evidence=evidence))
+    info = None if evidence is None else RunInfo(evidence, f"{evidence.value} (https://example)", "testnet", "0.1.0",
+                                                 finished="2026-01-02T09:00:00+00:00", bot=bot,
+                                                 post_deploy=evidence is Evidence.PRODUCTION)
+    return RunResults(Path(directory), tuple(results) + extra, info=info)
+
+
+def production_run(overrides: dict[str, ResultStatus | None] | None = None) -> RunResults:
+    return make_run(overrides, evidence=Evidence.PRODUCTION, prefixes=("post.", "monitoring."), directory="post-deploy")
 
 
 def report_for(run: RunResults, **kwargs: object) -> report_pkg.Report:
@@ -208,21 +226,74 @@ class TestLoadResults:
 
 
 class TestSignOffVerdict:
-    def test_everything_passed_is_ready_with_every_box_ticked(self) -> None:
-        report = report_for(make_run())
+    def test_everything_passed_on_testnet_and_deployed_is_ready_with_every_box_ticked(self) -> None:
+        report = report_for([make_run(evidence=Evidence.TESTNET), production_run()])
         md = report.markdown
 
         assert report.ready and report.blocking == ()
-        assert md.startswith("**READY FOR SIGN-OFF**")
+        assert report.verdict is report_pkg.Verdict.READY_FOR_PRODUCTION
+        assert md.startswith("**READY FOR PRODUCTION**")
         assert "NOT READY" not in md and "- [ ]" not in md
         assert md.count("- [x]") == 9
-        assert f"- [x] Tests passing ({len(ITEMS)}/{len(ITEMS)})" in md
+        production_items = sum(item.id.startswith(("post.", "monitoring.")) for item in ITEMS)
+        total = len(ITEMS) + production_items  # every result of both runs
+        assert f"- [x] Tests passing ({total}/{total})" in md
         for n, word in enumerate(["Normal", "Disabled", "Timeout", "Partial"], start=1):
             assert f"- Scenario {n} ({word}): ✅ PASSED" in md
         assert "## Issues Encountered\nNone\n" in md
         assert "## Rollback Executed\nNo\n" in md
         assert "- Initial Status: ✅ Healthy" in md
         assert "No rollback needed" in md and report.rollback == ()
+
+    @pytest.mark.parametrize("evidence", [None, Evidence.EMBEDDED, Evidence.CUSTOM, Evidence.PRODUCTION])
+    def test_everything_passed_elsewhere_than_testnet_is_at_most_passed_on_the_embedded_exchange(
+            self, evidence: Evidence | None) -> None:
+        report = report_for(make_run(evidence=evidence))
+        md = report.markdown
+        assert report.ready and report.verdict is report_pkg.Verdict.EMBEDDED_ONLY
+        assert md.startswith(f"**{EMBEDDED_VERDICT}**") and "READY FOR PRODUCTION" not in md
+        assert "scenario.1.normal passed only on" in md
+        assert line_of(md, "- [ ] Testnet verification complete").startswith(
+            "- [ ] Testnet verification complete — not on testnet / Demo Trading")
+
+    @pytest.mark.parametrize("evidence", [Evidence.TESTNET, Evidence.DEMO, Evidence.TESTNET_PROXIED, Evidence.DEMO_PROXIED])
+    def test_testnet_and_demo_evidence_in_any_form_gives_ready_for_production(self, evidence: Evidence) -> None:
+        assert report_for(make_run(evidence=evidence)).verdict is report_pkg.Verdict.READY_FOR_PRODUCTION
+
+    @pytest.mark.parametrize("tested", [BotIdentity(BOT.command, "0.9", BOT.config_digest),
+                                        BotIdentity(BOT.command, BOT.version, "sha256:" + "cd" * 32),
+                                        BotIdentity(BOT.command, BOT.version, ""), None],
+                             ids=["other-version", "other-config", "no-digest", "no-bot-recorded"])
+    def test_testnet_evidence_for_another_bot_or_config_does_not_count(self, tested: BotIdentity | None) -> None:
+        report = report_for(make_run(evidence=Evidence.TESTNET, bot=tested), bot=BOT)
+        assert report.verdict is report_pkg.Verdict.EMBEDDED_ONLY
+        assert "allure-results: " in report.markdown.split("## Pre-Deployment")[0]  # the mismatch is named
+
+    def test_a_scenario_failing_on_testnet_is_not_rescued_by_the_simulator(self) -> None:
+        simulated = make_run(evidence=Evidence.EMBEDDED, directory="sim")
+        testnet = make_run({"scenario.3.timeout": ResultStatus.FAILED}, evidence=Evidence.TESTNET,
+                           prefixes=("scenario.",), directory="testnet")
+        report = report_for([simulated, testnet])
+        assert report.verdict is report_pkg.Verdict.NOT_READY
+        assert line_of(report.markdown, "- Scenario 3 (Timeout): ").startswith("- Scenario 3 (Timeout): ❌ FAILED")
+
+    def test_simulator_run_plus_testnet_scenarios_say_where_each_came_from(self) -> None:
+        testnet = make_run({"scenario.4.partial": ResultStatus.SKIPPED}, evidence=Evidence.TESTNET,
+                           prefixes=("scenario.",), directory="testnet")
+        report = report_for([make_run(evidence=Evidence.EMBEDDED, directory="sim"), testnet])
+        md = report.markdown
+        assert report.verdict is report_pkg.Verdict.EMBEDDED_ONLY  # scenario 4 never passed on testnet
+        assert "scenario.4.partial passed only on: embedded" in md
+        normal = line_of(md, "- Scenario 1 (Normal): ")
+        assert "the embedded exchange" in normal and "Binance futures testnet at testnet (https://example): passed" in normal
+        assert "1. `sim`: the embedded exchange" in md and "2. `testnet`: Binance futures testnet" in md
+        assert line_of(md, "**Environment**: ").startswith("**Environment**: ran on the embedded exchange")
+
+    def test_production_sections_say_not_deployed_without_a_post_deployment_run(self) -> None:
+        md = report_for(make_run(evidence=Evidence.TESTNET)).markdown
+        assert "## Production Deployment\nnot deployed yet" in md
+        assert "## Post-Deployment Verification\nnot deployed yet" in md
+        assert "Initial Status" not in md and "Deployment Time" not in md
 
     def test_failed_required_item_blocks_sign_off_and_unticks_its_box(self) -> None:
         report = report_for(make_run({"pre.config.security": ResultStatus.FAILED}))
@@ -294,31 +365,46 @@ class TestReportContent:
                 "## Rollback Recommendation", "## Checklist Item Details"]
 
     def test_every_template_section_appears_in_order(self) -> None:
-        md = report_for(make_run()).markdown
+        md = report_for([make_run(evidence=Evidence.TESTNET), production_run()]).markdown
         positions = [md.index(section) for section in self.SECTIONS]
         assert positions == sorted(positions)
 
     def test_header_and_sign_off_use_the_given_names(self) -> None:
-        md = report_for(make_run(), deployed_by="Dana", version="1.0", technical_lead="Lee",
-                        operations="Ops Olga").markdown
-        assert "**Date**: 2026-01-02\n**Environment**: Production\n**Deployed By**: Dana\n" \
-               "**Version**: 1.0\n" in md
-        assert "- Deployment Time: 2026-01-02 10:00:00 UTC" in md
+        md = report_for([make_run(evidence=Evidence.TESTNET), production_run()], deployed_by="Dana", version="1.0",
+                        technical_lead="Lee", operations="Ops Olga", deployment_time="2026-01-02 09:30 UTC").markdown
+        assert "**Date**: 2026-01-02\n**Environment**: ran on Binance futures testnet [testnet (https://example)] + " \
+               "production (non-disruptive checks only) [production (https://example)]; TRADING_ENV=Production\n" \
+               "**Deployed By**: Dana\n**Version**: 1.0\n**Harness**: liquidation-harness " in md
+        assert f"**Bot under test**: `python -m harness.bot`, version 1.0, config {BOT.config_digest}" in md
+        assert "- Deployment Time: 2026-01-02 09:30 UTC (post-deployment checks ran 2026-01-02T09:00:00+00:00)" in md
         assert "- Technical Lead: Lee ✅\n- Operations: Ops Olga ✅\n- Date: 2026-01-02" in md
 
-    def test_sign_off_names_are_blank_when_absent_and_unticked_when_not_ready(self) -> None:
-        md = report_for(make_run({"post.manager": ResultStatus.FAILED}), technical_lead="Lee").markdown
-        assert "- Technical Lead: Lee\n- Operations: \n" in md
+    def test_fields_a_person_fills_stay_visibly_blank(self) -> None:
+        md = report_for([make_run(evidence=Evidence.TESTNET), production_run()]).markdown
+        assert "**Deployed By**: ________\n" in md
+        assert "- Deployment Time: ________" in md
+        assert "- Technical Lead: ________\n- Operations: ________\n" in md
+
+    def test_sign_off_names_are_unticked_when_not_ready(self) -> None:
+        md = report_for([make_run(evidence=Evidence.TESTNET), production_run({"post.manager": ResultStatus.FAILED})],
+                        technical_lead="Lee").markdown
+        assert "- Technical Lead: Lee\n- Operations: ________\n" in md
         assert "- Initial Status: ❌ Unhealthy (post.manager: FAILED)" in md
 
+    def test_post_deployment_boxes_come_only_from_production_evidence(self) -> None:
+        md = report_for([make_run(evidence=Evidence.TESTNET), production_run({"post.metrics": None})]).markdown
+        assert "- [ ] Metrics collection working — post.metrics: NOT RUN" in md  # passed on testnet: not deployed
+        assert "- Initial Status: ⚠️ Unverified (post.metrics: NOT RUN)" in md
+
     def test_configuration_line_follows_the_checklist_form(self) -> None:
-        md = report_for(make_run()).markdown
+        md = report_for([make_run(), production_run()]).markdown
         assert line_of(md, "- Configuration: ").startswith(
             "- Configuration: emergency_liquidation=True, timeout=5s, retries=3")
+        assert line_of(md, "**Configuration**: ").startswith("**Configuration**: emergency_liquidation=True")
 
     def test_configuration_absent_says_so(self) -> None:
         md = report_for(make_run(), config=None).markdown
-        assert line_of(md, "- Configuration: ").startswith("- Configuration: not provided")
+        assert line_of(md, "**Configuration**: ").startswith("**Configuration**: not provided")
 
     def test_unknown_configuration_field_is_rejected_by_name(self) -> None:
         with pytest.raises(ValueError, match="timeout_secs"):
@@ -403,7 +489,7 @@ class TestReportCommand:
         blocked = CliRunner().invoke(report_command, args)
 
         assert ready.exit_code == 0, ready.output
-        assert "READY FOR SIGN-OFF" in ready.output
+        assert EMBEDDED_VERDICT in ready.output  # plain allure output: no evidence, never production
         assert blocked.exit_code == 1, blocked.output
         assert "scenario.2.disabled: FAILED" in blocked.output
         assert len(list(out.glob("deployment-report-*.md"))) == 2
@@ -448,7 +534,7 @@ class TestReportCommand:
                                                       "--no-html", "--config", str(config)])
         assert outcome.exit_code == 1  # one item only: not ready, but the report is written
         text = next(out.glob("*.md")).read_text(encoding="utf-8")
-        assert "- Configuration: emergency_liquidation=True, timeout=10s, retries=5" in text
+        assert "**Configuration**: emergency_liquidation=True, timeout=10s, retries=5" in text
 
     def test_bad_config_file_is_a_usage_error(self, tmp_path: Path) -> None:
         config = tmp_path / "c.json"
@@ -459,13 +545,15 @@ class TestReportCommand:
                                                       "--out", str(tmp_path / "o")])
         assert outcome.exit_code == 2 and "colour" in outcome.output
 
-    def test_environment_defaults_to_the_runs_environment_properties(self, tmp_path: Path) -> None:
+    def test_environment_says_what_ran_from_the_runs_own_record(self, tmp_path: Path) -> None:
         results = self.results_dir(tmp_path)
-        (results / "environment.properties").write_text("environment=staging\n")
+        (results / "environment.properties").write_text("TRADING_ENV=staging\nTarget=testnet (https://x)\n")
         out = tmp_path / "out"
         CliRunner().invoke(report_command, ["--results", str(results), "--out", str(out),
                                             "--no-html"])
-        assert "**Environment**: staging" in next(out.glob("*.md")).read_text(encoding="utf-8")
+        text = next(out.glob("*.md")).read_text(encoding="utf-8")
+        assert "**Environment**: ran on unknown target (results without harness evidence labels) " \
+               "[testnet (https://x)]; TRADING_ENV=staging" in text
 
     def test_missing_allure_cli_still_writes_the_markdown_report(self, tmp_path: Path) -> None:
         out = tmp_path / "out"
