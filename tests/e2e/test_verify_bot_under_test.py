@@ -23,7 +23,7 @@ def verify(tmp_path: Path, *args: str) -> tuple[int, str, str]:
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["verify", "--results", str(tmp_path / "results"), "--out", str(out), "--no-html",
                                       "--workers", "2", *args], env={"TRADING_ENV": "testnet"})
-    reports = sorted(out.glob("deployment-report-*.md"))
+    reports = sorted(out.glob("runs/*/deployment-report-*.md"))
     return result.exit_code, result.output, reports[-1].read_text(encoding="utf-8") if reports else ""
 
 
@@ -40,7 +40,7 @@ def test_the_unsafe_bot_is_not_ready_naming_the_scenarios_and_the_rollback_rows(
     assert "Shutdown hangs -> severity Critical, rollback YES" in output
     assert f"Bot judged: {command} (version " in output and "Suites run: checklist scenarios" in output
     assert "project test suite" not in output  # the project's own tests are its CI's, not the team's sign-off
-    assert f"**Bot Under Test**: {command} (version " in report and "**Suites Run**: checklist scenarios" in report
+    assert f"**Bot under test**: `{command}`, version " in report and "**Suites Run**: checklist scenarios" in report
     assert "**Not Judged In This Run**: pre.tests., pre.deps.order_manager, pre.deps.methods" in report
 
 
