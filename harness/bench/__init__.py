@@ -15,7 +15,8 @@ reports the engine's speed-up over both (``ratios``).
 The exchange runs in a child process by default (``--exchange subprocess``), like a real exchange on
 another machine: its CPU then does not compete with the bot's for one interpreter lock, and it is
 reported on its own (``exchange_cpu_ms_median``, the child's CPU time). It serves on uvloop when that
-is installed (the ``speed`` extra), as does the bot unless ``--loop asyncio``.
+is installed (the ``speed`` extra); the bot uses asyncio's own loop unless ``--loop uvloop`` (uvloop
+measured no cheaper for the bot: python-binance over aiohttp spends its CPU above the loop).
 ``--exchange in-process`` serves it from a thread of this process (the simulator's usual mode).
 
 Also measured: where the time goes at the largest N and RTT (wall vs bot CPU vs garbage collection vs
@@ -69,6 +70,7 @@ from harness.bench._run import (
     TARGETS,
     Settings,
     evaluate_targets,
+    plot_labels,
     run_benchmark,
     write_plot,
 )
@@ -105,6 +107,7 @@ __all__ = [
     "event_loop_kind",
     "memory_growth",
     "percentile",
+    "plot_labels",
     "profile_breakdown",
     "profile_once",
     "rss_bytes",

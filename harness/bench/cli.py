@@ -53,8 +53,9 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
               help="Where the time goes, at the largest N and RTT.")
 @click.option("--peer/--no-peer", default=True, show_default=True,
               help="Also liquidate each account with the ccxt peer (ccxt async binanceusdm + asyncio.gather).")
-@click.option("--loop", "loop", type=click.Choice(["auto", "asyncio", "uvloop"]), default="auto", show_default=True,
-              help="The bot's event loop (auto: uvloop when installed, the 'speed' extra).")
+@click.option("--loop", "loop", type=click.Choice(["asyncio", "uvloop", "auto"]), default="asyncio", show_default=True,
+              help="The bot's event loop (auto: uvloop when installed, the 'speed' extra). The exchange's child "
+                   "process uses uvloop whenever it is installed.")
 @click.option("--batch-orders", is_flag=True, help="Build the bot with batch_orders=True (closes sent as batchOrders).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True)
 def bench_command(quick: bool, sizes: str | None, rtts: str | None, runs: int | None, baseline_runs: int | None,
