@@ -293,6 +293,12 @@ def _echo_summary(report: dict[str, Any], echo: Callable[[str], None]) -> None:
         echo(f"  the same under cProfile ({profile['profiled_wall_ms']} ms), by kind:")
         for kind, value in profile["by_kind"].items():
             echo(f"  {kind:<36} {value['ms']:>9.1f} ms {value['percent_of_wall']:>6.1f} %")
+        exchange = profile.get("exchange_profiled")
+        if exchange:
+            echo(f"  the exchange's serving thread under cProfile ({exchange['requests']} requests, "
+                 f"{exchange['profiled_cpu_ms']} ms profiled), by own time:")
+            for row in exchange["top_by_own_time"]:
+                echo(f"    {row['function']:<60} {row['own_ms']:>8.1f} ms {row['calls']:>7} calls")
     memory = report.get("memory")
     if memory:
         echo(f"\nmemory over {memory['liquidations']} liquidations of {memory['symbols_each']} symbols: "
