@@ -1,5 +1,5 @@
-"""The whole benchmark: every (N, RTT) for the engine and the baseline, the profile and memory; the
-targets' verdicts; the table rows, the plot and the summary."""
+"""The whole benchmark: every (N, RTT) for the engine, the ccxt peer and the sequential baseline, the
+profile and memory; the targets' verdicts; the table rows, the plot and the summary."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def _quiet() -> Iterator[None]:
 
 
 def run_benchmark(settings: Settings, echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Measure every (N, RTT) for the engine and the baseline, the profile and memory; the report dict."""
+    """Measure every (N, RTT) for the engine, the peer and the baseline, the profile and memory; the report dict."""
     results: list[dict[str, Any]] = []
     ADAPTER_OPTIONS["batch_orders"] = settings.batch_orders
     bot_loop = event_loop_kind(settings.loop)
