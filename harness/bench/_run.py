@@ -273,6 +273,10 @@ def _plot(report: dict[str, Any]) -> tuple[Any, Any, list[str]] | None:
                    "(shaded: engine median to p95; labels: engine's speed-up over ccxt)", fontsize=11)
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
+    if report.get("load_average_at_start") is not None:
+        figure.text(0.99, 0.005, f"load average {report['load_average_at_start']} at start, "
+                    f"{report.get('load_average_at_end')} at end, {report.get('cpus')} CPUs",
+                    ha="right", va="bottom", fontsize=7, alpha=0.7)
     figure.tight_layout()
     return plt, figure, [text.get_text() for text in axes.get_legend().get_texts()]
 
