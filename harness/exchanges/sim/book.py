@@ -613,11 +613,6 @@ class SimBook:
         self._orders_by_cid.setdefault(cid, []).append(order)
         return order
 
-    def _indexed(self, index: dict[str, list[Order]], key: str) -> list[Order]:
-        """The orders under ``key`` in ``index`` that are still recorded, oldest first."""
-        orders = self._orders
-        return [o for o in index.get(key, ()) if orders.get(o.order_id) is o]
-
     def _match_new(self, order: Order, capacity: Decimal | None, fill_ratio: Decimal | None) -> None:
         spec = self._specs[order.symbol]
         mark = self._marks[order.symbol]
@@ -705,6 +700,11 @@ class SimBook:
         if found is None or found.symbol != symbol:
             raise SimBookError(missing, "Order does not exist." if missing == -2013 else "Unknown order sent.")
         return found
+
+    def _indexed(self, index: dict[str, list[Order]], key: str) -> list[Order]:
+        """The orders under ``key`` in ``index`` that are still recorded, oldest first."""
+        orders = self._orders
+        return [o for o in index.get(key, ()) if orders.get(o.order_id) is o]
 
 
 __all__ = ["AlgoOrder", "Fill", "Order", "SimBook", "SimBookError"]
