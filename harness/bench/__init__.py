@@ -1,4 +1,4 @@
-"""``liquidation-harness bench``: liquidation latency at scale, against a sequential baseline.
+"""``liquidation-harness bench``: liquidation latency at scale, against the ccxt peer and a sequential baseline.
 
 For each account size N and round-trip time (RTT), a fresh embedded exchange serves N synthetic
 USD-M symbols, each with a position (every fourth above its MARKET_LOT_SIZE maxQty, so it needs two
@@ -7,10 +7,16 @@ request the exchange receives is delayed by the RTT (a latency fault on every en
 (``LiquidationManager`` + ``BinanceFuturesOrderManager`` over python-binance + ``AuditLogger``) warms
 up as it would at start-up (clock offset, exchangeInfo, position mode), then liquidates; only the
 liquidation is timed. The same accounts are then liquidated by a sequential baseline: python-binance's
-sync ``Client``, one symbol at a time, cancel (regular, then algo) then close, as common bots do.
+sync ``Client``, one symbol at a time, cancel (regular, then algo) then close, as common bots do; and,
+in alternation with the engine's runs, by the peer a competent user would write instead: ccxt's async
+``binanceusdm`` with ``asyncio.gather`` over symbols (``_peer.py``; the ``ccxt`` extra). Each row
+reports the engine's speed-up over both (``ratios``).
 
 The exchange runs in a child process by default (``--exchange subprocess``), like a real exchange on
-another machine: its CPU then does not compete with the bot's for one interpreter lock.
+another machine: its CPU then does not compete with the bot's for one interpreter lock, and it is
+reported on its own (``exchange_cpu_ms_median``, the child's CPU time). It serves on uvloop when that
+is installed (the ``speed`` extra); the bot uses asyncio's own loop unless ``--loop uvloop`` (uvloop
+measured no cheaper for the bot: python-binance over aiohttp spends its CPU above the loop).
 ``--exchange in-process`` serves it from a thread of this process (the simulator's usual mode).
 
 Also measured: where the time goes at the largest N and RTT (wall vs bot CPU vs garbage collection vs
@@ -25,7 +31,14 @@ from __future__ import annotations
 
 import logging
 
-from harness.bench._exchange import EXCHANGE_START_TIMEOUT_SECONDS, ExchangeHost, seed_account, synthetic_specs
+from harness.bench._exchange import (
+    EXCHANGE_START_TIMEOUT_SECONDS,
+    ExchangeHost,
+    event_loop_kind,
+    seed_account,
+    synthetic_specs,
+    use_event_loop,
+)
 from harness.bench._measure import (
     ADAPTER_OPTIONS,
     FLOOR_RTTS,
@@ -36,6 +49,7 @@ from harness.bench._measure import (
     summarize,
     warm_connections,
 )
+from harness.bench._peer import PEER_NAME, ccxt_available, ccxt_liquidate, ccxt_once
 from harness.bench._profile import (
     MEMORY_SYMBOLS,
     MEMORY_WARMUP_LIQUIDATIONS,
@@ -56,6 +70,7 @@ from harness.bench._run import (
     TARGETS,
     Settings,
     evaluate_targets,
+    plot_labels,
     run_benchmark,
     write_plot,
 )
@@ -75,6 +90,7 @@ __all__ = [
     "LARGE_BASELINE_SIZE",
     "MEMORY_SYMBOLS",
     "MEMORY_WARMUP_LIQUIDATIONS",
+    "PEER_NAME",
     "PROFILE_PLAIN_RUNS",
     "QUICK",
     "RELAXED_LIMITS",
@@ -83,10 +99,15 @@ __all__ = [
     "TARGETS",
     "baseline_once",
     "bench_command",
+    "ccxt_available",
+    "ccxt_liquidate",
+    "ccxt_once",
     "engine_once",
     "evaluate_targets",
+    "event_loop_kind",
     "memory_growth",
     "percentile",
+    "plot_labels",
     "profile_breakdown",
     "profile_once",
     "rss_bytes",
@@ -94,6 +115,7 @@ __all__ = [
     "seed_account",
     "summarize",
     "synthetic_specs",
+    "use_event_loop",
     "warm_connections",
     "write_plot",
 ]

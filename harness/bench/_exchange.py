@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import cProfile
 import logging
 import multiprocessing
+import pstats
 import time
 from collections.abc import Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from harness.exchanges.sim import BinanceSimulator, FaultPlan, SimBook, SymbolSpec
@@ -53,6 +57,7 @@ class _Exchange:
         self.sim: BinanceSimulator | None = None
         self.specs: list[SymbolSpec] = []
         self._mark: tuple[int, float, int, int] = (0, 0.0, 0, 0)
+        self._profiler: cProfile.Profile | None = None
 
     def open(self, symbols: int, rtt: float, rate_limits: dict[str, int] | None = None) -> dict[str, Any]:
         self.close()
@@ -88,15 +93,61 @@ class _Exchange:
             "flat": not book.positions() and not book.open_orders() and not book.open_algo_orders(),
         }
 
+    def profile_start(self) -> None:
+        """cProfile the simulator's serving thread (where every request is handled) until ``profile_stop``."""
+        assert self.sim is not None
+        self._profiler = cProfile.Profile()
+        self.sim.call_in_loop(self._profiler.enable)
+
+    def profile_stop(self, top: int = 25) -> dict[str, Any]:
+        """The simulator's profiled CPU: total and the ``top`` functions by own time (ms)."""
+        assert self.sim is not None and self._profiler is not None
+        profiler, self._profiler = self._profiler, None
+        self.sim.call_in_loop(profiler.disable)
+        stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+        rows = sorted(((entry[2], entry[3], entry[1], f"{Path(name).name}:{line}({function})")
+                       for (name, line, function), entry in stats.items()), reverse=True)
+        return {"profiled_cpu_ms": round(sum(row[0] for row in rows) * 1000, 2),
+                "top_by_own_time": [{"function": where, "own_ms": round(own * 1000, 2), "cumulative_ms":
+                                     round(cumulative * 1000, 2), "calls": calls}
+                                    for own, cumulative, calls, where in rows[:top]]}
+
     def close(self) -> None:
         if self.sim is not None:
             self.sim.stop()
             self.sim = None
 
 
-def _serve_exchange(connection: Any) -> None:
+def event_loop_kind(wanted: str = "auto") -> str:
+    """``uvloop`` when wanted (``auto``: when installed, the ``speed`` extra), else ``asyncio``."""
+    if wanted not in ("auto", "asyncio", "uvloop"):
+        raise ValueError(f"loop={wanted!r}: expected 'auto', 'asyncio' or 'uvloop'")
+    if wanted == "asyncio":
+        return "asyncio"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        if wanted == "uvloop":
+            raise ValueError("loop='uvloop': uvloop is not installed (pip install 'liquidation-harness[speed]')") \
+                from None
+        return "asyncio"
+    return "uvloop"
+
+
+def use_event_loop(kind: str) -> None:
+    """Make ``kind`` (from ``event_loop_kind``) the loop every new event loop of this process uses."""
+    if kind == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    else:
+        asyncio.set_event_loop_policy(None)
+
+
+def _serve_exchange(connection: Any, loop: str = "asyncio") -> None:
     """The child process: run ``_Exchange`` commands received over ``connection`` until "quit"."""
     logging.disable(logging.WARNING)
+    use_event_loop(loop)  # the simulator's serving thread makes its loop from this policy
     exchange = _Exchange()
     try:
         while True:
@@ -114,10 +165,12 @@ def _serve_exchange(connection: Any) -> None:
 class ExchangeHost:
     """``_Exchange`` commands, served in a child process (``subprocess``) or here (``in-process``)."""
 
-    def __init__(self, mode: str = "subprocess") -> None:
+    def __init__(self, mode: str = "subprocess", loop: str = "auto") -> None:
         if mode not in ("subprocess", "in-process"):
             raise ValueError(f"mode={mode!r}: expected 'subprocess' or 'in-process'")
         self.mode = mode
+        #: the child exchange's event loop (uvloop when installed: a fast exchange, like a real one)
+        self.loop = event_loop_kind(loop) if mode == "subprocess" else "shared with the bot"
         self._local: _Exchange | None = None
         self._process: Any = None
         self._connection: Any = None
@@ -128,7 +181,7 @@ class ExchangeHost:
             return self
         context = multiprocessing.get_context("spawn")  # no fork of a process with threads and loops
         self._connection, child = context.Pipe()
-        self._process = context.Process(target=_serve_exchange, args=(child,), name="bench-exchange", daemon=True)
+        self._process = context.Process(target=_serve_exchange, args=(child, self.loop), name="bench-exchange", daemon=True)
         self._process.start()
         child.close()
         return self

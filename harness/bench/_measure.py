@@ -62,8 +62,10 @@ def _adapter(endpoint: dict[str, Any]) -> BinanceFuturesOrderManager:
 
 
 async def engine_once(host: ExchangeHost, symbols: int, rtt: float, workdir: Path,
-                      profiler: cProfile.Profile | None = None, collector: _GcTimer | None = None) -> Sample:
-    """Open a fresh account, warm the bot up, time one liquidation by the engine."""
+                      profiler: cProfile.Profile | None = None, collector: _GcTimer | None = None,
+                      exchange_profile: dict[str, Any] | None = None) -> Sample:
+    """Open a fresh account, warm the bot up, time one liquidation by the engine. With ``exchange_profile``
+    (a dict to fill), the exchange's serving thread runs under cProfile during the liquidation."""
     endpoint = host.call("open", symbols=symbols, rtt=rtt)
     try:
         async with _adapter(endpoint) as adapter:
@@ -71,6 +73,8 @@ async def engine_once(host: ExchangeHost, symbols: int, rtt: float, workdir: Pat
             audit = AuditLogger(workdir / "audit.jsonl")
             manager = LiquidationManager(LiquidationConfig(), adapter, audit, endpoint["symbols"])
             host.call("mark")
+            if exchange_profile is not None:
+                host.call("profile_start")
             with collector if collector is not None else nullcontext():
                 if profiler is not None:
                     profiler.enable()
@@ -79,6 +83,8 @@ async def engine_once(host: ExchangeHost, symbols: int, rtt: float, workdir: Pat
                 seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
                 if profiler is not None:
                     profiler.disable()
+            if exchange_profile is not None:
+                exchange_profile.update(host.call("profile_stop", top=12))
             stats = adapter.request_stats()
             audit.close()
         exchange = host.call("measure")

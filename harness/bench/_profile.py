@@ -94,6 +94,8 @@ async def profile_once(host: ExchangeHost, symbols: int, rtt: float, workdir: Pa
     plain, collector = sorted(runs, key=lambda run: run[0].seconds)[len(runs) // 2]  # the median run
     profiler = cProfile.Profile()
     profiled = await engine_once(host, symbols, rtt, workdir, profiler)
+    exchange: dict[str, Any] = {}
+    exchange_profiled = await engine_once(host, symbols, rtt, workdir, exchange_profile=exchange)
     return {
         "n": symbols, "rtt_ms": round(rtt * 1000), "median_of_runs": PROFILE_PLAIN_RUNS,
         "wall_ms": round(plain.seconds * 1000, 2),
@@ -105,6 +107,8 @@ async def profile_once(host: ExchangeHost, symbols: int, rtt: float, workdir: Pa
         "bot_idle_ms": round((plain.seconds - plain.cpu_seconds) * 1000, 2),
         "profiled_wall_ms": round(profiled.seconds * 1000, 2),
         "by_kind": profile_breakdown(profiler, profiled.seconds),
+        "exchange_profiled": {"requests": exchange_profiled.requests,
+                              "exchange_cpu_ms": round(exchange_profiled.exchange_cpu_seconds * 1000, 2), **exchange},
     }
 
 

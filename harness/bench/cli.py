@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from harness.bench._exchange import event_loop_kind
 from harness.bench._run import (
     _HEADER,
     DEFAULT_BASELINE_RUNS,
@@ -50,12 +51,18 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
               help="Where the embedded exchange runs.")
 @click.option("--profile/--no-profile", default=True, show_default=True,
               help="Where the time goes, at the largest N and RTT.")
+@click.option("--peer/--no-peer", default=True, show_default=True,
+              help="Also liquidate each account with the ccxt peer (ccxt async binanceusdm + asyncio.gather).")
+@click.option("--loop", "loop", type=click.Choice(["asyncio", "uvloop", "auto"]), default="asyncio", show_default=True,
+              help="The bot's event loop (auto: uvloop when installed, the 'speed' extra). The exchange's child "
+                   "process uses uvloop whenever it is installed.")
 @click.option("--batch-orders", is_flag=True, help="Build the bot with batch_orders=True (closes sent as batchOrders).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True)
 def bench_command(quick: bool, sizes: str | None, rtts: str | None, runs: int | None, baseline_runs: int | None,
-                  memory_liquidations: int | None, exchange: str, profile: bool, batch_orders: bool,
-                  out_dir: Path) -> None:
-    """Liquidation latency at scale against a sequential baseline, where the time goes, and memory growth."""
+                  memory_liquidations: int | None, exchange: str, profile: bool, peer: bool, loop: str,
+                  batch_orders: bool, out_dir: Path) -> None:
+    """Liquidation latency at scale against the ccxt peer and a sequential baseline, where the time goes,
+    and memory growth."""
     defaults: dict[str, Any] = dict(QUICK) if quick else {}
     settings = Settings(
         sizes=_ints(sizes, "--sizes") if sizes else defaults.get("sizes", DEFAULT_SIZES),
@@ -64,11 +71,15 @@ def bench_command(quick: bool, sizes: str | None, rtts: str | None, runs: int | 
         baseline_runs=baseline_runs if baseline_runs is not None else defaults.get("baseline_runs", DEFAULT_BASELINE_RUNS),
         memory_liquidations=memory_liquidations if memory_liquidations is not None
         else defaults.get("memory_liquidations", DEFAULT_MEMORY_LIQUIDATIONS),
-        exchange=exchange, profile=profile, quick=quick, batch_orders=batch_orders,
+        exchange=exchange, profile=profile, quick=quick, batch_orders=batch_orders, peer=peer, loop=loop,
     )
     click.echo(f"liquidation latency: exchange {settings.exchange}, runs {settings.runs} "
                f"(baseline {settings.baseline_runs}), sizes {settings.sizes}, RTT {settings.rtts_ms} ms"
                f"{', batch_orders' if settings.batch_orders else ''}")
+    try:
+        event_loop_kind(loop)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--loop") from None
     click.echo(_HEADER)
     report = run_benchmark(settings, click.echo)
     _echo_summary(report, click.echo)

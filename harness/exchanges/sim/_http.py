@@ -68,9 +68,25 @@ class _Reply(Exception):
         self.response = response
 
 
+def _dumps(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode("utf-8")
+
+
+try:  # the ``speed`` extra: the same compact JSON, ten times faster
+    import orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    _encode = _dumps
+else:
+    def _encode(data: Any) -> bytes:
+        try:
+            return orjson.dumps(data)
+        except TypeError:  # what orjson refuses (non-str keys, huge ints), json renders as before
+            return _dumps(data)
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(text=json.dumps(data, separators=(",", ":")), status=status,
-                        content_type="application/json", headers=headers)
+    return web.Response(body=_encode(data), status=status, content_type="application/json", charset="utf-8",
+                        headers=headers)
 
 
 class HttpFace:
@@ -91,8 +107,9 @@ class HttpFace:
         raw_query = request.raw_path.partition("?")[2]
         raw_body = (await request.read()).decode("utf-8", "replace") if request.can_read_body else ""
         # a parameter sent in both places resolves as Binance does: the query string wins
-        params = dict(parse_qsl(raw_body, keep_blank_values=True))
-        params.update(parse_qsl(raw_query, keep_blank_values=True))
+        params = dict(parse_qsl(raw_body, keep_blank_values=True)) if raw_body else {}
+        if raw_query:
+            params.update(parse_qsl(raw_query, keep_blank_values=True))
         shown = {k: v for k, v in params.items() if k not in _HIDDEN_PARAMS}
         fired: list[FaultRule] = []
         try:

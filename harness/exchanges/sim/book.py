@@ -76,6 +76,10 @@ class SimBook:
         self._marks: dict[str, Decimal] = {name: spec.mark_price for name, spec in self._specs.items()}
         self._positions: dict[tuple[str, str], PositionState] = {}
         self._orders: dict[int, Order] = {}
+        # indexes over _orders (lookups by symbol and client id stay O(orders of that key) at 200+ symbols);
+        # an order dropped from _orders (a rejected post-only) is skipped by _indexed()
+        self._orders_by_symbol: dict[str, list[Order]] = {}
+        self._orders_by_cid: dict[str, list[Order]] = {}
         self._fills: list[Fill] = []
         self._countdowns: dict[str, int] = {}
         self._hedge_mode = False
@@ -466,7 +470,7 @@ class SimBook:
         """Cancel every open regular order of the symbol; how many were cancelled."""
         with self._lock:
             self.spec(symbol)
-            orders = [o for o in self._orders.values() if o.symbol == symbol and o.is_open]
+            orders = [o for o in self._indexed(self._orders_by_symbol, symbol) if o.is_open]
             for order in orders:
                 self._close_order(order, "CANCELED")
             return len(orders)
@@ -475,7 +479,8 @@ class SimBook:
         with self._lock:
             if symbol is not None:
                 self.spec(symbol)
-            return [o.copy() for o in self._orders.values() if o.is_open and symbol in (None, o.symbol)]
+                return [o.copy() for o in self._indexed(self._orders_by_symbol, symbol) if o.is_open]
+            return [o.copy() for o in self._orders.values() if o.is_open]
 
     def orders(self, symbol: str | None = None) -> list[Order]:
         """Every order ever placed (any status), oldest first."""
@@ -621,7 +626,7 @@ class SimBook:
         if client_order_id in (None, ""):
             return f"sim-{self._next_order_id}"
         cid = chk.check_client_id(client_order_id, "newClientOrderId")
-        if any(o.is_open and o.client_order_id == cid for o in self._orders.values()):
+        if any(o.is_open for o in self._indexed(self._orders_by_cid, cid)):
             raise SimBookError(-4116, "ClientOrderId is duplicated.")
         return cid
 
@@ -635,6 +640,8 @@ class SimBook:
         )
         self._next_order_id += 1
         self._orders[order.order_id] = order
+        self._orders_by_symbol.setdefault(order.symbol, []).append(order)
+        self._orders_by_cid.setdefault(cid, []).append(order)
         return order
 
     def _match_new(self, order: Order, capacity: Decimal | None, fill_ratio: Decimal | None,
@@ -669,7 +676,7 @@ class SimBook:
 
     def _fill_crossed_limits(self, symbol: str) -> None:
         mark = self._marks[symbol]
-        for order in [o for o in self._orders.values() if o.symbol == symbol and o.is_open and o.type == "LIMIT"]:
+        for order in [o for o in self._indexed(self._orders_by_symbol, symbol) if o.is_open and o.type == "LIMIT"]:
             if not (order.price >= mark if order.side == "BUY" else order.price <= mark):
                 continue
             remaining = order.orig_qty - order.executed_qty
@@ -727,11 +734,16 @@ class SimBook:
             except (TypeError, ValueError):
                 raise chk.mandatory("orderId") from None
         else:
-            matches = [o for o in self._orders.values() if o.client_order_id == client_order_id]
+            matches = self._indexed(self._orders_by_cid, client_order_id)  # type: ignore[arg-type]
             found = matches[-1] if matches else None
         if found is None or found.symbol != symbol:
             raise SimBookError(missing, "Order does not exist." if missing == -2013 else "Unknown order sent.")
         return found
+
+    def _indexed(self, index: dict[str, list[Order]], key: str) -> list[Order]:
+        """The orders under ``key`` in ``index`` that are still recorded, oldest first."""
+        orders = self._orders
+        return [o for o in index.get(key, ()) if orders.get(o.order_id) is o]
 
 
 __all__ = ["AlgoOrder", "Fill", "Order", "SimBook", "SimBookError"]

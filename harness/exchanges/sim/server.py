@@ -18,7 +18,7 @@ import asyncio
 import ipaddress
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
@@ -177,6 +177,18 @@ class BinanceSimulator:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await asyncio.to_thread(self.stop)
+
+    def call_in_loop(self, function: Callable[[], Any], timeout: float = STOP_TIMEOUT_SECONDS) -> Any:
+        """Run ``function()`` on the serving thread (between requests) and return its result; for tools
+        that must act on that thread, such as a profiler of the simulator's own CPU."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("BinanceSimulator is not started: call start() or use it as a context manager")
+
+        async def call() -> Any:
+            return function()
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout)
 
     def _serve(self) -> None:
         loop = asyncio.new_event_loop()

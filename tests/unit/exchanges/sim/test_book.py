@@ -157,6 +157,25 @@ class TestLimitOrders:
             book.place_order("ETHUSDT", "BUY", "LIMIT", "0.100", "3300.00", time_in_force="GTX")
         assert book.orders() == [] and book.fill_log == []
 
+    def test_a_rejected_post_only_order_leaves_no_trace_in_lookups_by_symbol_or_client_id(self, book: SimBook) -> None:
+        with rejects(-5022):
+            book.place_order("ETHUSDT", "BUY", "LIMIT", "0.100", "3300.00", time_in_force="GTX", client_order_id="px")
+        with rejects(-2013):
+            book.get_order("ETHUSDT", client_order_id="px")
+        assert book.open_orders("ETHUSDT") == [] and book.cancel_all("ETHUSDT") == 0
+        resting = book.place_order("ETHUSDT", "BUY", "LIMIT", "0.100", "3100.00", client_order_id="px")
+        assert book.get_order("ETHUSDT", client_order_id="px").order_id == resting.order_id
+
+    def test_client_id_lookups_find_the_latest_order_of_that_symbol_only(self, book: SimBook) -> None:
+        first = book.place_order("BTCUSDT", "BUY", "LIMIT", "0.010", "50000", client_order_id="same")
+        book.cancel_order("BTCUSDT", first.order_id)
+        second = book.place_order("BTCUSDT", "BUY", "LIMIT", "0.010", "50000", client_order_id="same")
+        assert book.get_order("BTCUSDT", client_order_id="same").order_id == second.order_id
+        with rejects(-2013):
+            book.get_order("ETHUSDT", client_order_id="same")
+        assert [o.order_id for o in book.open_orders("BTCUSDT")] == [second.order_id]
+        assert book.open_orders("ETHUSDT") == []
+
     def test_price_off_the_tick_is_rejected_with_4014(self, book: SimBook) -> None:
         with rejects(-4014):
             book.place_order("BTCUSDT", "BUY", "LIMIT", "0.010", "50000.05", time_in_force="GTC")
