@@ -35,17 +35,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
-import sys
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.bot.logs import REDACTOR
+from harness.bot.shell import write_result_file
 from harness.bot.logs import configure_logging as configure_bot_logging
 from harness.core.audit import AuditLogger
 from harness.core.config import RESERVED_ENV_NAMES, LiquidationConfig, load_config
@@ -65,7 +64,8 @@ DEFAULT_LOG_DIR = Path("logs")
 READY_PREFIX = "READY"
 EXIT_OK, EXIT_NOT_FLAT = 0, 1
 WARM_UP_TIMEOUT_SECONDS = 10.0
-CLOSE_TIMEOUT_SECONDS = 2.0
+#: after the liquidation, releasing connections is best effort: the exit must follow the deadline closely
+CLOSE_TIMEOUT_SECONDS = 0.5
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -125,11 +125,8 @@ class Embedding:
         return exit_code(result)
 
     def _write_result(self, result: LiquidationResult) -> None:
-        try:
-            (self.log_dir / "liquidation-result.json").write_text(json.dumps(result.to_dict(), indent=2, default=str),
-                                                                  encoding="utf-8")
-        except OSError as exc:
-            log.error("cannot write liquidation-result.json in %s: %s", self.log_dir, exc)
+        # the same file, format and permissions as harness.bot: {"result": ..., "metrics": ...}, owner-only
+        write_result_file(self.log_dir, result, self.manager.get_metrics())
 
     # ------------------------------------------------------------------ readiness
     def announce_ready(self) -> None:

@@ -91,3 +91,17 @@ def test_pip_install_in_a_fresh_venv_then_verify_elsewhere(tmp_path: Path) -> No
                          cwd=team, capture_output=True, text=True, timeout=900, env={**os.environ, "TRADING_ENV": "testnet"})
     assert "Bot judged: " in run.stdout and str(venv) in run.stdout, run.stdout[-3000:] + run.stderr[-2000:]
     assert run.returncode == 0 and "✅ READY FOR SIGN-OFF" in run.stdout, run.stdout[-4000:]
+
+
+CCXT_BOT = REPO_ROOT / "examples" / "ccxt_bot" / "bot.py"
+
+
+def test_the_ccxt_example_bot_passes_on_the_embedded_exchange_with_its_order_manager(tmp_path: Path) -> None:
+    pytest.importorskip("ccxt")
+    command = shlex.join([sys.executable, str(CCXT_BOT)])
+    code, output, report = verify(tmp_path, "--bot-cmd", command, "--bot-cwd", str(REPO_ROOT),
+                                  "--order-manager", "examples.ccxt_bot.om:factory")
+    assert code == 0, output[-4000:]
+    assert "PASSED ON THE EMBEDDED EXCHANGE" in output and "READY FOR PRODUCTION" not in output
+    assert "conformance kit (examples.ccxt_bot.om:factory)" in output
+    assert f"**Bot under test**: `{command}`, version " in report

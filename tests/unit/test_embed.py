@@ -158,7 +158,10 @@ class TestSyncBot:
             if process.poll() is None:
                 process.kill()
                 process.wait(30)
-        result = json.loads((tmp_path / "liquidation-result.json").read_text(encoding="utf-8"))
+        written = json.loads((tmp_path / "liquidation-result.json").read_text(encoding="utf-8"))
+        result = written["result"]  # harness.bot's format: {"result": ..., "metrics": ...}
         assert (result["state"], result["positions_closed"], result["reason"]) == ("COMPLETED", 1, "SIGTERM")
+        assert written["metrics"]["total_executions"] == 1 and written["metrics"]["last_state"] == "COMPLETED"
+        assert (tmp_path / "liquidation-result.json").stat().st_mode & 0o077 == 0  # owner-only, as harness.bot writes it
         events = [r.event_type for r in read_audit(tmp_path / "audit.jsonl").records]
         assert events[0] == "LIQUIDATION_START" and events[-1] == "LIQUIDATION_COMPLETE"
