@@ -146,3 +146,42 @@ class TestUsdmSdkModels:
             assert isinstance(item, dict), (model.__name__, item)
             model.model_validate(item)  # strict types: a number where Binance sends a string fails here
         assert len(rows[1][1]) == 1 and len(rows[5][1]) == 1
+
+
+class TestUsdmSdkClient:
+    """Binance's own USD-M SDK client, pointed at the simulator, drives the bot loop and parses every
+    answer into its models (``.data()`` validates the response against the published shape)."""
+
+    def test_the_bot_loop_through_the_sdk_client(self, sim: BinanceSimulator) -> None:
+        sdk = pytest.importorskip("binance_sdk_derivatives_trading_usds_futures")
+        from binance_common.configuration import ConfigurationRestAPI
+        from binance_sdk_derivatives_trading_usds_futures.rest_api.models import enums
+
+        api = sdk.DerivativesTradingUsdsFutures(config_rest_api=ConfigurationRestAPI(
+            api_key=sim.api_key, api_secret=sim.api_secret, base_path=sim.base_url)).rest_api
+        info = api.exchange_information().data()
+        assert any(s.symbol == "BTCUSDT" for s in info.symbols)
+        assert api.change_initial_leverage(symbol="BTCUSDT", leverage=10).data().leverage == 10
+        api.change_margin_type(symbol="BTCUSDT", margin_type=enums.ChangeMarginTypeMarginTypeEnum["ISOLATED"]).data()
+        with pytest.raises(Exception, match="No need to change margin type"):  # -4046, as Binance answers
+            api.change_margin_type(symbol="BTCUSDT", margin_type=enums.ChangeMarginTypeMarginTypeEnum["ISOLATED"])
+        mark = api.mark_price(symbol="BTCUSDT").data()
+        assert mark is not None
+        assert api.futures_account_balance_v3().data()
+        api.account_information_v3().data()
+        opened = api.new_order(symbol="BTCUSDT", side=enums.NewOrderSideEnum["BUY"], type=enums.NewOrderTypeEnum["MARKET"],
+                               quantity=0.01).data()
+        assert opened.symbol == "BTCUSDT"
+        api.new_algo_order(algo_type=enums.NewAlgoOrderAlgoTypeEnum["CONDITIONAL"], symbol="BTCUSDT",
+                           side=enums.NewAlgoOrderSideEnum["SELL"], type=enums.NewAlgoOrderTypeEnum["STOP_MARKET"],
+                           quantity=0.01, trigger_price=1000.0).data()
+        positions = [p for p in api.position_information_v3().data() if p.symbol == "BTCUSDT"]
+        assert len(positions) == 1
+        assert len(api.current_all_algo_open_orders(symbol="BTCUSDT").data()) == 1
+        api.cancel_all_algo_open_orders(symbol="BTCUSDT").data()
+        api.cancel_all_open_orders(symbol="BTCUSDT").data()
+        api.new_order(symbol="BTCUSDT", side=enums.NewOrderSideEnum["SELL"], type=enums.NewOrderTypeEnum["MARKET"],
+                      quantity=0.01, reduce_only=enums.NewOrderReduceOnlyEnum.TRUE).data()
+        assert sim.book.position_amount("BTCUSDT") == 0
+        assert api.current_all_algo_open_orders(symbol="BTCUSDT").data() == []
+        assert len(api.account_trade_list(symbol="BTCUSDT").data()) == 2
