@@ -15,6 +15,9 @@ Options (one group, each with an ini twin):
                      ``reference_bot`` (in-process checks of harness.bot) are deselected.
   --order-manager    package.module:factory: run the order-manager conformance kit
                      (scenarios/test_order_manager_conformance.py, harness.conformance) on it
+  --fault-proxy-passthrough
+                     the fault proxy forwards only and injects nothing (shows that the fault
+                     scenarios fail without their faults)
 
 Installed, the plugin loads through its ``pytest11`` entry point (named ``harness.pytest_plugin``, so
 the checkout's root conftest naming the same module does not register it twice).
@@ -28,6 +31,11 @@ is production (TRADING_ENV=production with --testnet absent and a production URL
 proxy or stand-in at that URL": keys come from the testnet (demo) variables and the evidence level
 is ``testnet-proxied`` (``demo-proxied``). Before anything runs against testnet or demo, a preflight
 checks that the exchange answers and accepts the keys (usage error otherwise).
+
+Faults on testnet / demo: a test marked ``fault_injection`` gets the fixture ``fault_proxy``, a
+``harness.exchanges.fault_proxy.FaultProxy`` on 127.0.0.1 in front of the run's exchange (None on the
+embedded exchange, which applies faults itself); the bot is pointed at it and its results are labelled
+``testnet-proxied`` (``demo-proxied``).
 
 Evidence (harness.report.evidence): every result gets the Allure labels ``evidence`` and
 ``evidence_target``; a test that does not use the ``run_target`` fixture ran on the embedded
@@ -44,9 +52,11 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
@@ -56,6 +66,9 @@ from harness.core.errors import ConfigError
 from harness.exchanges.target import DEMO_KEY_VARS, TESTNET_KEY_VARS, Target, TargetKind, credentials, resolve_target
 from harness.report.evidence import EVIDENCE_LABEL, EVIDENCE_TARGET_LABEL, BotIdentity, Evidence, RunInfo
 from harness.testkit.botproc import BotUnderTest
+
+if TYPE_CHECKING:
+    from harness.exchanges.fault_proxy import FaultProxy
 
 DEFAULT_SCENARIO_SYMBOLS = "BTCUSDT,ETHUSDT,BNBUSDT"
 PRODUCTION_SKIP_REASON = "target is PRODUCTION: order-placing scenarios never run against production (non-disruptive checks only)"
@@ -77,6 +90,8 @@ STARTED_KEY = pytest.StashKey[str]()
 EMBEDDED_ONLY_REASON = ("runs only on the embedded exchange (it builds its own and drives its control API); "
                         "not evidence for {target}: NOT RUN there")
 PREFLIGHT_TIMEOUT_SECONDS = 10.0
+#: the level of a result obtained through the harness's fault proxy, by the run's own level
+PROXIED = {Evidence.TESTNET: Evidence.TESTNET_PROXIED, Evidence.DEMO: Evidence.DEMO_PROXIED}
 
 
 @dataclass(frozen=True)
@@ -144,6 +159,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--order-manager", action="store", default=None, dest="order_manager", metavar="MODULE:FACTORY",
                     help="conformance kit: factory(exchange_url, api_key, api_secret) returning the team's "
                          "OrderExecutionManager, e.g. mybot.om:factory")
+    group.addoption("--fault-proxy-passthrough", action="store_true", default=False,
+                    help="on testnet/demo the fault proxy forwards only, injecting nothing (fault scenarios must then fail)")
+    parser.addini("fault_proxy_passthrough", "the fault proxy forwards only, injecting nothing", type="bool", default=False)
     parser.addini("testnet", "run scenarios against Binance futures testnet", type="bool", default=False)
     parser.addini("demo", "run scenarios against Binance Demo Trading", type="bool", default=False)
     parser.addini("trading_env", "TRADING_ENV for the run", default="")
@@ -308,6 +326,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "places_orders: the scenario places or cancels orders on the target exchange")
     config.addinivalue_line("markers", "reference_bot: checks harness.bot in-process; deselected when --bot-cmd names another bot")
     config.addinivalue_line("markers", "embedded_exchange: the test builds its own embedded exchange; skipped (NOT RUN) on any other target")
+    config.addinivalue_line("markers", "fault_injection: the test injects faults (exchange.faults); on testnet/demo through the "
+                                       "harness's fault proxy, evidence testnet-proxied / demo-proxied")
     run = resolve_run_target(config)
     config.stash[TARGET_KEY] = run
     config.stash[BOT_KEY] = resolve_bot_under_test(config)
@@ -370,9 +390,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(mark)
         uses_target = "run_target" in getattr(item, "fixturenames", ())
         evidence = run.evidence if uses_target else Evidence.EMBEDDED
+        where = run.describe() if uses_target else "embedded exchange / in-process"
+        if uses_target and not run.embedded and item.get_closest_marker("fault_injection"):
+            evidence = PROXIED.get(evidence, evidence)
+            where = f"{where} through the harness's fault proxy"
         item.add_marker(pytest.mark.allure_label(evidence.value, label_type=EVIDENCE_LABEL))
-        item.add_marker(pytest.mark.allure_label(run.describe() if uses_target else "embedded exchange / in-process",
-                                                 label_type=EVIDENCE_TARGET_LABEL))
+        item.add_marker(pytest.mark.allure_label(where, label_type=EVIDENCE_TARGET_LABEL))
         if not run.embedded and item.get_closest_marker("embedded_exchange"):
             item.add_marker(pytest.mark.skip(reason=EMBEDDED_ONLY_REASON.format(target=run.describe())))
         if run.is_production and item.get_closest_marker("places_orders"):
@@ -391,6 +414,24 @@ def order_manager_spec(config: pytest.Config) -> str | None:
 def run_target(pytestconfig: pytest.Config) -> RunTarget:
     """The run's target (embedded exchange, testnet or a custom URL)."""
     return pytestconfig.stash[TARGET_KEY]
+
+
+@pytest.fixture
+def fault_proxy(request: pytest.FixtureRequest, run_target: RunTarget) -> Iterator[FaultProxy | None]:
+    """For a test marked ``fault_injection`` on testnet / demo (or a stand-in): a started FaultProxy in
+    front of the run's exchange, stopped after the test; None on the embedded exchange or unmarked."""
+    if run_target.target is None or request.node.get_closest_marker("fault_injection") is None:
+        yield None
+        return
+    from harness.exchanges.fault_proxy import FaultProxy
+
+    passthrough = bool(_option(request.config, "fault_proxy_passthrough", "fault_proxy_passthrough"))
+    try:
+        proxy = FaultProxy(run_target.target.root_url, inject=not passthrough)
+    except ConfigError as exc:
+        pytest.fail(f"fault proxy: {exc}", pytrace=False)
+    with proxy:
+        yield proxy
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,10 @@
 
 ``exchange`` is the embedded Binance-compatible exchange (one per test, free loopback port, so
 scenarios run in parallel under pytest-xdist) or, with --testnet, Binance futures testnet. Every
-order-placing scenario flattens the account afterwards, also when it fails.
+order-placing scenario flattens the account afterwards, also when it fails. ``exchange.faults`` is
+the same FaultPlan interface on both: the embedded exchange's own, or on testnet / demo the fault
+proxy's (the plugin's ``fault_proxy`` for scenarios marked ``fault_injection``; the bot is pointed
+at the proxy, the account's set-up and clean-up go to the exchange directly).
 
 ``exchange.bot(...)`` starts the bot under test (``--bot-cmd`` ..., default ``python -m harness.bot``)
 under the bot-under-test contract (``harness.testkit.botproc``): the scenario's configuration goes in
@@ -32,6 +35,7 @@ class Exchange:
     api_secret: str
     account: ExchangeAccount
     sim: Any = None  # the BinanceSimulator when embedded (control API: faults, request log)
+    proxy: Any = None  # the FaultProxy in front of testnet / demo, for scenarios marked fault_injection
     bots: list[BotProcess] = field(default_factory=list)
     spec: BotUnderTest = field(default_factory=BotUnderTest)
     environment: str = "testnet"  # TRADING_ENV of the bot: the testnet profile on every non-production target
@@ -39,6 +43,28 @@ class Exchange:
     @property
     def embedded(self) -> bool:
         return self.sim is not None
+
+    @property
+    def injects_faults(self) -> bool:
+        """True when ``faults`` acts on what the bot sends: the embedded exchange, or the fault proxy."""
+        return self.sim is not None or self.proxy is not None
+
+    @property
+    def faults(self) -> Any:
+        """The FaultPlan the bot's requests meet: the embedded exchange's, or the fault proxy's on
+        testnet / demo (mark the scenario ``@pytest.mark.fault_injection`` to get the proxy there)."""
+        if self.sim is not None:
+            return self.sim.faults
+        if self.proxy is not None:
+            return self.proxy.faults
+        raise RuntimeError(f"no fault injection on {self.base_url}: mark the scenario @pytest.mark.fault_injection "
+                           "so the harness puts its fault proxy in front of the exchange")
+
+    @property
+    def request_log(self) -> list[Any]:
+        """What the bot sent, as the embedded exchange or the fault proxy recorded it ([] without either)."""
+        source = self.sim if self.sim is not None else self.proxy
+        return source.request_log if source is not None else []
 
     def bot_env(self) -> dict[str, str]:
         key_var, secret_var = self.account.target.key_vars  # the variables the bot reads for this target
@@ -54,14 +80,14 @@ class Exchange:
 
     def start(self, bot: BotProcess) -> BotProcess:
         """Start ``bot`` and wait until it is ready; on the embedded exchange its first signed request counts."""
-        if self.sim is None:
+        if not self.injects_faults:
             return bot.start()
-        marker = len(self.sim.request_log)
-        return bot.start(request_seen=lambda: any("timestamp" in r.params for r in self.sim.request_log[marker:]))
+        marker = len(self.request_log)
+        return bot.start(request_seen=lambda: any("timestamp" in r.params for r in self.request_log[marker:]))
 
 
 @pytest.fixture
-def exchange(run_target: RunTarget, bot_under_test: BotUnderTest) -> Iterator[Exchange]:
+def exchange(run_target: RunTarget, bot_under_test: BotUnderTest, fault_proxy: Any) -> Iterator[Exchange]:
     """The target exchange for one scenario, flattened on teardown."""
     if run_target.is_production:
         pytest.skip(PRODUCTION_SKIP_REASON)
@@ -77,8 +103,9 @@ def exchange(run_target: RunTarget, bot_under_test: BotUnderTest) -> Iterator[Ex
     if not (run_target.api_key and run_target.api_secret):
         pytest.fail(f"{run_target.describe()} needs {' and '.join(run_target.target.key_vars)}")
     account = ExchangeAccount(run_target.api_key, run_target.api_secret, target=run_target.target)
+    bot_url = fault_proxy.base_url if fault_proxy is not None else run_target.target.root_url
     yield from _with_cleanup(
-        Exchange(run_target.target.root_url, True, run_target.api_key, run_target.api_secret, account,
+        Exchange(bot_url, True, run_target.api_key, run_target.api_secret, account, proxy=fault_proxy,
                  spec=bot_under_test), run_target
     )
 
@@ -89,9 +116,9 @@ def _with_cleanup(exchange: Exchange, run_target: RunTarget) -> Iterator[Exchang
     finally:
         for bot in exchange.bots:
             bot.kill()
-        if exchange.sim is not None:
-            exchange.sim.faults.release_hangs()
-            exchange.sim.faults.clear()
+        if exchange.injects_faults:
+            exchange.faults.release_hangs()
+            exchange.faults.clear()
         try:
             exchange.account.flatten(list(run_target.symbols) + _extra_symbols(exchange))
         finally:

@@ -6,8 +6,9 @@ bot-under-test contract, sends the stop signal, and judges in the contract's ord
 exchange first (positions flat, orders gone), then the exit code, then the audit trail (its
 LIQUIDATION_COMPLETE is the verdict; harness.bot's result file is not needed).
 The same code runs against the embedded
-exchange (default) and Binance futures testnet (``--testnet``); faults that only the embedded
-exchange can inject are applied there, with the testnet stand-in the checklist suggests.
+exchange (default) and Binance futures testnet (``--testnet``); scenarios 3 and 4 inject their faults
+through ``exchange.faults``: the embedded exchange's plan, or on testnet / demo the harness's fault
+proxy in front of it (marker ``fault_injection``, evidence ``testnet-proxied`` / ``demo-proxied``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Scenario:
     config: dict[str, Any] = field(default_factory=dict)  # given to the bot as LIQUIDATION_<FIELD> variables
     rollback: bool = False  # EMERGENCY_LIQUIDATION_DISABLED=true
     exit_within: float = 10.0  # seconds from SIGTERM to exit
+    faults: bool = False  # injects faults: on testnet/demo through the harness's fault proxy
 
 
 def normal_positions(symbols: list[str]) -> list[tuple[str, str]]:
@@ -50,8 +52,8 @@ SCENARIOS = [
     Scenario("scenario-1-normal", "scenario.1.normal", normal_positions, two_limits, exit_within=7.0),
     Scenario("scenario-2-disabled", "scenario.2.disabled", normal_positions, two_limits, rollback=True),
     Scenario("scenario-3-timeout", "scenario.3.timeout", lambda s: [(x, "BUY" if i % 2 else "SELL") for i, x in enumerate(SIX)],
-             lambda s: [(SIX[0], "BUY")], config={"timeout_seconds": 1.0}, exit_within=3.0),
-    Scenario("scenario-4-partial", "scenario.4.partial", normal_positions, two_limits, exit_within=7.0),
+             lambda s: [(SIX[0], "BUY")], config={"timeout_seconds": 1.0}, exit_within=3.0, faults=True),
+    Scenario("scenario-4-partial", "scenario.4.partial", normal_positions, two_limits, exit_within=7.0, faults=True),
 ]
 
 
@@ -93,7 +95,8 @@ def run_scenario(scenario: Scenario, exchange: Any, symbols: list[str], log_dir:
 
 @pytest.mark.places_orders
 @pytest.mark.parametrize(
-    "scenario", [pytest.param(s, id=s.id, marks=pytest.mark.checklist(s.item)) for s in SCENARIOS]
+    "scenario", [pytest.param(s, id=s.id, marks=[pytest.mark.checklist(s.item)] + ([pytest.mark.fault_injection] if s.faults else []))
+                 for s in SCENARIOS]
 )
 def test_testnet_scenario(scenario: Scenario, exchange: Any, symbols: list[str], log_dir: Path) -> None:
     """One of the checklist's four testnet verification scenarios."""
@@ -151,24 +154,24 @@ def check_timeout(scenario: Scenario, exchange: Any, symbols: list[str], log_dir
     slow = SIX[3:]
 
     def inject_latency() -> None:
-        if exchange.embedded:
+        if exchange.injects_faults:  # the embedded exchange, or the fault proxy in front of testnet / demo
             for symbol in slow:  # these closes cannot finish inside the 1 s budget, nor inside 3 s if it is ignored
-                exchange.sim.faults.latency(4.0, endpoint="new_order", symbol=symbol)
+                exchange.faults.latency(4.0, endpoint="new_order", symbol=symbol)
 
     run, targets, _ = run_scenario(scenario, exchange, symbols, log_dir, prepare=inject_latency)
     with allure.step("Exchange: the positions the bot could reach are closed"):
         left = exchange.account.positions(targets)
-        if exchange.embedded:
+        if exchange.injects_faults:
             assert set(left) <= set(slow), f"positions left open that no fault held back ({run.exit}): {left}"
         else:
             assert left == {}, f"positions still open after shutdown ({run.exit}): {left}"
     with allure.step("Bot done within 3 s, no hung state"):
         assert run.stop_seconds < 3.0, f"bot took {run.stop_seconds:.2f}s to exit with timeout_seconds=1.0: timeout not enforced"
     verdict = verdict_of(run)
-    with allure.step("Audit: duration < 3.0 s, PARTIAL on the embedded exchange"):
+    with allure.step("Audit: duration < 3.0 s, PARTIAL where the closes were slowed"):
         assert (verdict.get("duration_seconds") or 99) < 3.0, f"duration_seconds={verdict.get('duration_seconds')}"
         assert verdict.get("state") in ("PARTIAL", "COMPLETED"), f"state={verdict.get('state')}"
-        if exchange.embedded:
+        if exchange.injects_faults:
             assert verdict["state"] == "PARTIAL", f"with {len(slow)} slowed symbols the run must be PARTIAL, got {verdict['state']}"
             assert verdict["positions_failed"] >= 1 and verdict["positions_closed"] >= 1, verdict
     assert run.event_types()[-1] == "LIQUIDATION_COMPLETE", "no LIQUIDATION_COMPLETE: the run did not end cleanly"
@@ -179,13 +182,13 @@ def check_partial_failure(scenario: Scenario, exchange: Any, symbols: list[str],
     extra: list[str] = []
 
     def lock() -> None:
-        if exchange.embedded:
-            exchange.sim.faults.lock_symbol(locked)
+        if exchange.injects_faults:  # the embedded exchange, or the fault proxy in front of testnet / demo
+            exchange.faults.lock_symbol(locked)
         else:
             extra.append("INVALIDUSDT")  # the checklist's stand-in on testnet: an invalid symbol
 
     run, targets, _ = run_scenario(scenario, exchange, symbols, log_dir, prepare=lock, extra_symbols=extra)
-    if exchange.embedded:
+    if exchange.injects_faults:
         with allure.step("Exchange: the locked position is still open, the others are flat"):
             left = exchange.account.positions(targets)
             assert list(left) == [locked], f"positions left open ({run.exit}): {left} (expected only {locked})"
@@ -195,12 +198,12 @@ def check_partial_failure(scenario: Scenario, exchange: Any, symbols: list[str],
     with allure.step("Audit: PARTIAL with closed and failed positions"):
         assert verdict.get("state") == "PARTIAL", f"state={verdict.get('state')} errors={verdict.get('errors')}"
         assert verdict["positions_closed"] > 0, "no position closed"
-        if exchange.embedded:
+        if exchange.injects_faults:
             assert verdict["positions_failed"] > 0, "the locked position was not reported as failed"
     with allure.step("Audit: both ORDER_PLACED and ORDER_REJECTED"):
         types = run.event_types()
         assert "ORDER_PLACED" in types, f"no ORDER_PLACED in {types}"
         assert "ORDER_REJECTED" in types or "ORDER_CANCEL_FAILED" in types, f"no rejection recorded in {types}"
-        if exchange.embedded:
+        if exchange.injects_faults:
             assert "ORDER_REJECTED" in types, f"no ORDER_REJECTED for the locked symbol in {types}"
     assert not unhandled_errors(run), unhandled_errors(run)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,15 +23,13 @@ from ._models import SimBookError
 from ._ratelimit import RateLimiter, RateLimitExceeded
 from ._routes import HANDLERS, Call, order_count, request_symbols
 from .book import SimBook
+from .fault_http import HTML_502, fault_response
 from .faults import FaultPlan, FaultRule
 
 DEFAULT_RECV_WINDOW = 5000
 FUTURE_TOLERANCE_MS = 1000
 _HIDDEN_PARAMS = frozenset({"signature"})
-HTML_502 = (
-    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
-    "<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
-)
+__all__ = ["HTML_502", "HttpFace", "HttpSettings", "RequestRecord", "json_response"]
 
 
 @dataclass(frozen=True)
@@ -141,9 +137,8 @@ class HttpFace:
             await self.s.faults.wait_hang_async(decision.hang)
         outcome = decision.outcome
         if outcome is not None and outcome.kind == "error":
-            extra = {"Retry-After": str(outcome.retry_after)} if outcome.retry_after is not None else {}
-            return json_response({"code": outcome.code, "msg": outcome.msg}, outcome.status or 400,
-                                 {**headers, **extra}), decision.fired
+            status, error, extra = outcome.answer()
+            return json_response(error, status, {**headers, **extra}), decision.fired
         executes = outcome is None or outcome.kind in ("lock_symbol", "unknown_status_executed") or outcome.executed
         body: Any = None
         status = 200
@@ -207,30 +202,11 @@ class HttpFace:
 
     @staticmethod
     def _corrupt(request: web.Request, rule: FaultRule, body: Any, headers: dict[str, str]) -> web.StreamResponse:
-        if rule.kind == "unknown_status_executed":
-            return json_response({"code": rule.code, "msg": rule.msg}, rule.status or 503, headers)
-        if rule.kind == "html_body":
-            return web.Response(text=HTML_502, status=rule.status or 502, content_type="text/html", headers=headers)
-        if rule.kind == "malformed_body":
-            text = json.dumps(body if body is not None else {"code": 200, "msg": "success"})
-            return web.Response(text=text[: max(1, len(text) // 2)], status=rule.status or 200,
-                                content_type="application/json", headers=headers)
-        _reset(request)
-        raise _Reply(web.Response(status=499))
-
-
-def _reset(request: web.Request) -> None:
-    """Drop the connection with a TCP RST (SO_LINGER 0), as a crashed proxy would."""
-    transport = request.transport
-    if transport is None:
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-    transport.abort()
+        text = json.dumps(body) if body is not None else None
+        response = fault_response(request, rule, text, headers)
+        if rule.kind == "connection_reset":
+            raise _Reply(response)
+        return response
 
 
 def _int_param(params: dict[str, str], name: str, *, required: bool) -> int | None:

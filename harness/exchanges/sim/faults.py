@@ -161,6 +161,16 @@ class FaultRule:
         elif self.kind == "malformed_body":
             set_(self, "status", self.status or 200)
 
+    def answer(self) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Binance's reply for a rule that answers in JSON (``error``, ``lock_symbol``,
+        ``unknown_status_executed``): HTTP status, ``{"code", "msg"}`` body, extra headers
+        (``Retry-After``). Both the simulator's HTTP face and the fault proxy answer with it."""
+        if self.kind not in ("error", "lock_symbol", "unknown_status_executed"):
+            raise ValueError(f"a {self.kind} rule has no JSON answer")
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+        default = 503 if self.kind == "unknown_status_executed" else 400
+        return self.status or default, {"code": self.code, "msg": self.msg}, headers
+
     def to_dict(self) -> dict[str, Any]:
         """The rule as plain data (the file format), without defaulted-away fields."""
         data = {k: v for k, v in asdict(self).items() if v is not None and v is not False}
