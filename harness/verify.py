@@ -403,7 +403,8 @@ def verify_command(testnet: bool, demo: bool, post_deploy: bool, environment: st
     click.echo(f"Suites run: {'; '.join(suites)}")
     click.echo(f"Bot judged: {bot_line}")
     ready = report.ready and code == 0
-    ready = ready and report_gate(gate_result, gate_path, ready)
+    gate_passed = report_gate(gate_result, gate_path, ready)  # printed either way
+    ready = ready and gate_passed
     if ready:
         click.echo(f"✅ {report.verdict.value}")
         sys.exit(EXIT_READY)
