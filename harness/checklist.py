@@ -56,6 +56,8 @@ ITEMS: tuple[ChecklistItem, ...] = (
     ChecklistItem("post.metrics", "Post-Deployment Verification", "Metrics collection working"),
     ChecklistItem("post.audit", "Post-Deployment Verification", "Audit logs being written"),
     ChecklistItem("post.no_critical", "Post-Deployment Verification", "No CRITICAL warnings in logs"),
+    ChecklistItem("post.keys", "Post-Deployment Verification", "API keys valid (a signed read is accepted)"),
+    ChecklistItem("post.deadman", "Post-Deployment Verification", "Dead-man's switch armable (armed, then disarmed; no order)"),
     # Post-Deployment: Monitoring Setup
     ChecklistItem("monitoring.alerts", "Monitoring Setup", "Monitoring alerts configured", "normal"),
     ChecklistItem("monitoring.dashboard", "Monitoring Setup", "Dashboard for liquidation metrics", "normal", required=False),

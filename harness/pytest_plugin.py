@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
@@ -282,8 +282,45 @@ class OrderEndpointRefused(RuntimeError):
     """Raised when a request that could place, cancel or change anything is made in --post-deploy mode."""
 
 
-def _refuse_writes(method: str, url: str) -> None:
+#: The one write a post-deployment check may make: arming the dead-man's switch with a long
+#: countdown and disarming it (countdownTime=0) at once, to show the deployed keys can arm it.
+#: countdownCancelAll places no order and changes no position; it only schedules a cancel of the
+#: symbol's open orders if not refreshed in time. The guard lets it through only with
+#: countdownTime 0 (disarm) or at least POST_DEPLOY_MIN_COUNTDOWN_MS, so an armed switch cannot
+#: fire before the disarm that follows within milliseconds (scenarios/test_post_deployment.py
+#: retries the disarm and fails loudly, naming the deadline, if it cannot). Unreadable parameters
+#: are refused. Nothing else that writes reaches production.
+POST_DEPLOY_ALLOWED_WRITES = frozenset({("POST", "/fapi/v1/countdownCancelAll")})
+POST_DEPLOY_MIN_COUNTDOWN_MS = 60_000
+
+
+def _countdown_ms(url: str, body: Any) -> int | None:
+    """``countdownTime`` from the query string or the form body (str, bytes, dict or pairs); None if absent or not an int."""
+    pairs = parse_qsl(urlsplit(url).query)
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str):
+        pairs += parse_qsl(body)
+    elif isinstance(body, dict):
+        pairs += list(body.items())
+    elif isinstance(body, (list, tuple)):
+        pairs += [tuple(pair) for pair in body if isinstance(pair, (list, tuple)) and len(pair) == 2]
+    values = [value for name, value in pairs if name == "countdownTime"]
+    try:
+        return int(values[-1]) if values else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _refuse_writes(method: str, url: str, body: Any = None) -> None:
     path = urlsplit(str(url)).path
+    if (method.upper(), path) in POST_DEPLOY_ALLOWED_WRITES:
+        countdown = _countdown_ms(str(url), body)
+        if countdown is not None and (countdown == 0 or countdown >= POST_DEPLOY_MIN_COUNTDOWN_MS):
+            return
+        raise OrderEndpointRefused(f"--post-deploy: {method.upper()} {path} with countdownTime={countdown!r} refused: "
+                                   f"only 0 (disarm) or >= {POST_DEPLOY_MIN_COUNTDOWN_MS} ms (armed long enough to "
+                                   "be disarmed before it could cancel anything)")
     if method.upper() not in ("GET", "HEAD", "OPTIONS") and "/fapi/" in path:
         raise OrderEndpointRefused(f"--post-deploy: {method.upper()} {path} refused: post-deployment checks never "
                                    "place, cancel or change anything on production")
@@ -299,7 +336,7 @@ def install_order_guard() -> None:
     original_send = requests.Session.send
 
     def guarded_send(self: Any, request: Any, **kwargs: Any) -> Any:
-        _refuse_writes(request.method or "GET", request.url)
+        _refuse_writes(request.method or "GET", request.url, request.body)
         return original_send(self, request, **kwargs)
 
     requests.Session.send = guarded_send  # type: ignore[method-assign]
@@ -309,7 +346,7 @@ def install_order_guard() -> None:
         original_request = aiohttp.ClientSession._request
 
         async def guarded_request(self: Any, method: str, str_or_url: Any, *args: Any, **kwargs: Any) -> Any:
-            _refuse_writes(method, str(str_or_url))
+            _refuse_writes(method, str(str_or_url), kwargs.get("data", kwargs.get("params")))
             return await original_request(self, method, str_or_url, *args, **kwargs)
 
         aiohttp.ClientSession._request = guarded_request  # type: ignore[method-assign]

@@ -10,9 +10,14 @@ at which evidence level: see harness.report.render.Verdict).
 No evidence is lost: every argument, the configuration and the target (reachable, keys accepted)
 are checked before anything is written; each run gets its own directory
 ``<out>/runs/<UTC timestamp>/`` (allure-results/, junit.xml, the report, its attestation,
-verdict.json) and ``<out>/runs/latest`` points at the last run that produced a report. A run that
+verdict.json, allurerc.mjs) and ``<out>/runs/latest`` points at the last run that produced a report. A run that
 is refused or cannot run leaves every earlier run as it was. Allure history is carried from the
 previous run, and the report lists the last runs' verdicts.
+
+One sign-off rule (``harness.report.gate``): each run directory gets an ``allurerc.mjs`` quality
+gate generated from the checklist; ``verify`` applies it with ``allure quality-gate`` where Allure 3
+is installed (``--no-gate`` to skip) and is READY only when the gate and its own verdict both pass;
+CI can apply the same file to the same results.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from harness.report import (
     load_results,
     write_report,
 )
+from harness.report.gate import GateResult, run_gate, write_gate_config
 from harness.testkit.botproc import BotUnderTest
 
 #: ini settings the scenarios need when no pytest.ini of this project is in reach (installed use)
@@ -305,6 +311,9 @@ def record_verdict(run_dir: Path, report: Report, report_path: Path, code: int) 
 @click.option("--sign-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="ed25519 private key (PEM) to sign the report's in-toto attestation (a DSSE envelope).")
 @click.option("--html/--no-html", default=True, show_default=True, help="Generate the single-file Allure HTML report (needs Node.js + Allure 3).")
+@click.option("--gate/--no-gate", default=True, show_default=True,
+              help="Also apply the Allure 3 quality gate (the run directory's allurerc.mjs, the same sign-off rule) "
+                   "where Node.js + Allure 3 are installed; READY only when both agree.")
 @click.option("--workers", default="2", show_default=True, help="pytest-xdist workers ('auto', a number, or 1 for none).")
 @click.option("--path", "paths", multiple=True,
               help="Test paths to run (default: tests and scenarios; with --bot-cmd the scenarios; --post-deploy: the post-deployment scenarios).")
@@ -313,7 +322,8 @@ def record_verdict(run_dir: Path, report: Report, report_path: Path, code: int) 
 def verify_command(testnet: bool, demo: bool, post_deploy: bool, environment: str | None, exchange_url: str | None,
                    symbols: str | None, config_file: Path | None, deployed_by: str | None, deployment_time: str | None,
                    version: str | None, technical_lead: str | None, operations: str | None, results_dir: Path | None,
-                   out_dir: Path, sign_key: Path | None, html: bool, workers: str, paths: tuple[str, ...],
+                   out_dir: Path, sign_key: Path | None, html: bool, workers: str,
+                   gate: bool, paths: tuple[str, ...],
                    pytest_args: tuple[str, ...], order_manager: str | None = None, **bot: str | None) -> None:
     """Run the test suite and the checklist scenarios, and fill the Deployment Validation Report.
 
@@ -388,6 +398,8 @@ def verify_command(testnet: bool, demo: bool, post_deploy: bool, environment: st
     attestation = write_attestation(report, report_path, results, sign_key)
     record_verdict(run_dir, report, report_path, code)
     point_latest(out_dir, run_dir)
+    gate_path = write_gate_config(run_dir, not_judged)
+    gate_result = run_gate(gate_path, [r.directory for r in results]) if gate else None
     html_path = None
     if html:
         click.echo("[3/3] Generating the Allure HTML report")
@@ -395,7 +407,10 @@ def verify_command(testnet: bool, demo: bool, post_deploy: bool, environment: st
     print_summary(report, results[-1], report_path, html_path, results_dir, attestation, run_dir)
     click.echo(f"Suites run: {'; '.join(suites)}")
     click.echo(f"Bot judged: {bot_line}")
-    if report.ready and code == 0:
+    ready = report.ready and code == 0
+    gate_passed = report_gate(gate_result, gate_path, ready)  # printed either way
+    ready = ready and gate_passed
+    if ready:
         click.echo(f"✅ {report.verdict.value}")
         sys.exit(EXIT_READY)
     click.echo(f"❌ {Verdict.NOT_READY.value}")
@@ -404,6 +419,27 @@ def verify_command(testnet: bool, demo: bool, post_deploy: bool, environment: st
     for row in report.rollback:
         click.echo(f"  rollback matrix: {row.issue} -> severity {row.severity}, rollback {'YES' if row.rollback else 'no'}: {row.action}")
     sys.exit(EXIT_NOT_READY)
+
+
+def report_gate(gate: GateResult | None, config: Path, ready: bool) -> bool:
+    """Print the Allure quality gate's verdict; False when it ran and failed. The gate states the
+    same rule as the report (harness.report.gate), so a disagreement is a harness bug: said loudly,
+    and never READY."""
+    if gate is None:
+        click.echo(f"Quality gate: not applied (--no-gate); CI can apply it: allure quality-gate --config {config} ...")
+        return True
+    if not gate.ran:
+        click.echo(f"Quality gate: not applied ({gate.output}); the verdict above is the same rule, {config}")
+        return True
+    click.echo(f"Quality gate ({config}): {'passed' if gate.passed else 'FAILED'}")
+    if not gate.passed:
+        for line in gate.output.splitlines():
+            if line.strip():
+                click.echo(f"  {line.strip()}")
+    if gate.passed != ready:
+        click.echo("  the Allure quality gate and verify's own verdict disagree (they state one rule: see "
+                   "harness.report.gate); not ready", err=True)
+    return bool(gate.passed)
 
 
 def previous_pre_deployment(out_dir: Path, run_dir: Path) -> list:

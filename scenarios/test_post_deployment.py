@@ -25,6 +25,7 @@ import pytest
 
 from harness.bot import TradingBot, configure_logging
 from harness.bot.metrics_server import METRIC_NAMES
+from harness.exchanges.target import credentials
 from harness.pytest_plugin import RunTarget
 from harness.testkit import BotUnderTest
 
@@ -229,6 +230,81 @@ def test_no_critical_warnings_in_trading_log(build_bot: Callable[[], TradingBot]
         assert critical, "EMERGENCY_LIQUIDATION_DISABLED=true logged no CRITICAL: the log check would miss a disabled engine"
     else:
         assert not critical, f"CRITICAL lines in trading.log: {critical}"
+
+
+# -- The deployment's keys and dead-man's switch (non-disruptive on production too) -------------
+DEADMAN_PROBE_MS = 120_000  # >= harness.pytest_plugin.POST_DEPLOY_MIN_COUNTDOWN_MS: cannot fire before the disarm
+DISARM_ATTEMPTS = 3
+
+
+@pytest.fixture
+async def adapter(request: pytest.FixtureRequest, run_target: RunTarget) -> AsyncIterator[Any]:
+    """The engine's own Binance adapter on the run's target with the deployment's keys: on production
+    BINANCE_API_KEY/SECRET as the bot reads them (skipped, so NOT RUN and blocking, when unset),
+    elsewhere the exchange's (the embedded one stands in)."""
+    from harness.exchanges.binance import BinanceFuturesOrderManager
+
+    if run_target.is_production:
+        assert run_target.target is not None
+        key, secret = credentials(run_target.target)  # what the deployed bot reads; the preflight accepted them
+        if not (key and secret):
+            pytest.skip(f"{' and '.join(run_target.target.key_vars)} not set: the deployment's keys were not checked")
+        manager = BinanceFuturesOrderManager(key, secret, target=run_target.target)
+    else:
+        exchange = request.getfixturevalue("exchange")
+        manager = BinanceFuturesOrderManager(exchange.api_key, exchange.api_secret,
+                                             base_url=exchange.base_url or exchange.account.target.root_url)
+    try:
+        yield manager
+    finally:
+        await manager.close()
+
+
+@pytest.mark.checklist("post.keys")
+async def test_keys_valid_for_a_signed_read(adapter: Any, run_target: RunTarget) -> None:
+    """A signed read (GET /fapi/v2/positionRisk) with the deployment's keys is accepted: the engine
+    could see what it would have to close. Nothing is written."""
+    with allure.step(f"get_all_positions([]) on {run_target.describe()}"):
+        positions = await adapter.get_all_positions([])
+        allure.attach(json.dumps(positions, indent=2, default=str), name="open positions", attachment_type=allure.attachment_type.JSON)
+    assert isinstance(positions, list), f"get_all_positions returned {type(positions).__name__}, expected a list"
+    bad = [p for p in positions if not {"symbol", "position_amt", "position_side"} <= set(p)]
+    assert not bad, f"positions without symbol/position_amt/position_side: {bad}"
+
+
+@pytest.mark.checklist("post.deadman")
+async def test_deadman_switch_armable_then_disarmed(adapter: Any, run_target: RunTarget, symbols: list[str],
+                                                    request: pytest.FixtureRequest) -> None:
+    """countdownCancelAll armed with a long countdown and disarmed at once: the keys may arm the
+    switch the bot relies on, and nothing is left armed. It places no order; a switch armed for
+    DEADMAN_PROBE_MS cannot cancel anything before the disarm. (On production, a running bot's own
+    switch for this symbol is re-armed by its next heartbeat, within deadman_interval_seconds.)"""
+    from harness.core.ports import SupportsCountdown
+
+    assert isinstance(adapter, SupportsCountdown), "the adapter cannot arm Binance's countdownCancelAll"
+    symbol = symbols[0]
+    sim = None if run_target.is_production else request.getfixturevalue("exchange").sim
+    with allure.step(f"countdownCancelAll {symbol} countdownTime={DEADMAN_PROBE_MS}"):
+        armed = await adapter.countdown_cancel_all(symbol, DEADMAN_PROBE_MS)
+        allure.attach(json.dumps(armed, default=str), name="arm answer", attachment_type=allure.attachment_type.JSON)
+    deadline = time.time() + DEADMAN_PROBE_MS / 1000
+    armed_seen = sim.book.next_countdown_deadline() if sim is not None else None
+    problems: list[str] = []
+    for attempt in range(1, DISARM_ATTEMPTS + 1):
+        try:
+            with allure.step(f"countdownCancelAll {symbol} countdownTime=0 (disarm, attempt {attempt})"):
+                await adapter.countdown_cancel_all(symbol, 0)
+            break
+        except Exception as exc:  # noqa: BLE001 - every failure is retried, then reported with the deadline
+            problems.append(f"attempt {attempt}: {type(exc).__name__}: {exc}")
+    else:
+        pytest.fail(f"the dead-man's switch for {symbol} is still ARMED: open orders on {symbol} will be cancelled at "
+                    f"{time.strftime('%H:%M:%S', time.gmtime(deadline))} UTC unless disarmed (countdownCancelAll "
+                    f"countdownTime=0); disarm failed: {problems}")
+    assert isinstance(armed, dict) and str(armed.get("symbol", symbol)) == symbol, f"unexpected arm answer: {armed!r}"
+    if sim is not None:  # the embedded exchange shows the switch itself: armed, then gone
+        assert armed_seen is not None, "the exchange shows no countdown after arming"
+        assert sim.book.next_countdown_deadline() is None, "the switch is still armed after the disarm"
 
 
 # -- Monitoring Setup --------------------------------------------------------------------------

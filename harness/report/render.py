@@ -89,6 +89,8 @@ POST_BOXES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Metrics collection working", ("post.metrics",)),
     ("Audit logs writing", ("post.audit",)),
     ("No critical warnings", ("post.no_critical",)),
+    ("Keys valid", ("post.keys",)),
+    ("Dead-man's switch armable", ("post.deadman",)),
     ("Monitoring alerts configured", ("monitoring.alerts",)),
 )
 
@@ -198,7 +200,7 @@ def build_report(
         "verified_at": _post_deploy_time(runs),
         "configuration": format_config(config),
         "initial_status": _initial_status([by_id[i] for i in ("post.manager", "post.metrics", "post.audit",
-                                                              "post.no_critical") if i in by_id]) if deployed else "",
+                                                              "post.no_critical", "post.keys", "post.deadman") if i in by_id]) if deployed else "",
         "post_boxes": [_box(label, pats, production) for label, pats in POST_BOXES] if deployed else [],
         "issues": _issues(merged),
         "rollback_executed": f"Yes: {rollback_executed}" if rollback_executed else "No",

@@ -6,7 +6,21 @@
   signalled and read back; ``BotContractError`` when it breaks the contract.
 """
 
-from harness.testkit.account import ExchangeAccount, SymbolFilters
+from typing import TYPE_CHECKING, Any
+
 from harness.testkit.botproc import REFERENCE_BOT, BotContractError, BotProcess, BotRun, BotUnderTest
+
+if TYPE_CHECKING:
+    from harness.testkit.account import ExchangeAccount, SymbolFilters
+
+
+def __getattr__(name: str) -> Any:
+    # ExchangeAccount imports python-binance (~1 s of CPU): loaded when first used, not by every
+    # pytest process that loads harness.pytest_plugin (which needs only botproc)
+    if name in ("ExchangeAccount", "SymbolFilters"):
+        from harness.testkit import account
+
+        return getattr(account, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["REFERENCE_BOT", "BotContractError", "BotProcess", "BotRun", "BotUnderTest", "ExchangeAccount", "SymbolFilters"]

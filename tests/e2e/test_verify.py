@@ -12,6 +12,7 @@ from harness.checklist import ITEMS
 from harness.cli import cli
 from harness.exchanges.sim import BinanceSimulator
 from harness.exchanges.target import DEMO_KEY_VARS, PRODUCTION_KEY_VARS, TESTNET_KEY_VARS
+from harness.report.html import find_allure
 
 EMBEDDED_VERDICT = "PASSED ON THE EMBEDDED EXCHANGE - run on testnet or Demo Trading before production"
 ALL_KEY_VARS = PRODUCTION_KEY_VARS + TESTNET_KEY_VARS + DEMO_KEY_VARS
@@ -37,8 +38,8 @@ def write_checklist_tests(path: Path, failing: str | None = None, message: str =
 
 def invoke_verify(tmp_path: Path, test_file: Path, *extra: str, env: dict[str, str] | None = None,
                   out: Path | None = None) -> tuple[int, str]:
-    args = ["verify", "--path", str(test_file), "--out", str(out or tmp_path / "out"), "--no-html", "--workers", "1",
-            "--deployed-by", "Test Runner", "--technical-lead", "T. Lead", *extra,
+    args = ["verify", "--path", str(test_file), "--out", str(out or tmp_path / "out"), "--no-html", "--no-gate",
+            "--workers", "1", "--deployed-by", "Test Runner", "--technical-lead", "T. Lead", *extra,
             "--", "-p", "allure_pytest.plugin", "-p", "harness.pytest_plugin", f"--rootdir={tmp_path}", "-c", "/dev/null"]
     environment = {name: "" for name in ALL_KEY_VARS}
     # only the plugins these runs need: twice as fast on a busy machine
@@ -72,6 +73,8 @@ def test_a_passing_embedded_run_never_claims_production(tmp_path: Path) -> None:
     run_dir = (tmp_path / "out" / "runs" / "latest").resolve()
     assert (run_dir / "junit.xml").is_file() and (run_dir / "allure-results" / "harness-run.json").is_file()
     assert json.loads((run_dir / "verdict.json").read_text())["verdict"] == EMBEDDED_VERDICT
+    assert "requiredChecklistItems" in (run_dir / "allurerc.mjs").read_text()  # the gate CI applies
+    assert "Quality gate: not applied (--no-gate)" in output
 
 
 def line_of(text: str, prefix: str) -> str:
@@ -80,7 +83,7 @@ def line_of(text: str, prefix: str) -> str:
 
 def test_a_broken_scenario_blocks_sign_off_with_the_rollback_recommendation(tmp_path: Path) -> None:
     test_file = write_checklist_tests(tmp_path / "test_broken.py", failing="scenario.3.timeout")
-    code, output = invoke_verify(tmp_path, test_file)
+    code, output = invoke_verify(tmp_path, test_file, "--gate")
     report = latest_report(tmp_path / "out")
     assert code == 1, output
     assert report.lstrip().startswith("**NOT READY FOR SIGN-OFF**")
@@ -90,6 +93,13 @@ def test_a_broken_scenario_blocks_sign_off_with_the_rollback_recommendation(tmp_
     assert "Shutdown hangs" in report and "Critical" in report  # the decision matrix's row
     assert "NOT READY FOR SIGN-OFF" in output and "scenario.3.timeout" in output
     assert "❌ scenario.3.timeout (FAILED)" in output  # the summary table marks it with the report's icon
+    # the same rule, applied by the Allure 3 quality gate CI runs (where Node.js + Allure 3 are installed)
+    if find_allure() is None:
+        assert "Quality gate: not applied (the Allure 3 CLI is not installed" in output
+    else:
+        assert "Quality gate (" in output and "): FAILED" in output, output
+        assert "required checklist items not passed: scenario.3.timeout (failed)" in output
+        assert "1 tests failed or broke; at most 0 allowed" in output
 
 
 def test_a_bad_configuration_is_a_usage_error(tmp_path: Path) -> None:
@@ -200,6 +210,14 @@ def test_audit(run_target):
 
 @pytest.mark.checklist("post.no_critical")
 def test_no_critical(run_target):
+    pass
+
+@pytest.mark.checklist("post.keys")
+def test_keys(run_target):
+    assert run_target.is_production
+
+@pytest.mark.checklist("post.deadman")
+def test_deadman(run_target):
     pass
 
 @pytest.mark.checklist("monitoring.alerts")

@@ -21,7 +21,7 @@ UNSAFE_BOT = REPO_ROOT / "examples" / "unsafe_bot" / "bot.py"
 
 def verify(tmp_path: Path, *args: str) -> tuple[int, str, str]:
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["verify", "--results", str(tmp_path / "results"), "--out", str(out), "--no-html",
+    result = CliRunner().invoke(cli, ["verify", "--results", str(tmp_path / "results"), "--out", str(out), "--no-html", "--no-gate",
                                       "--workers", "2", *args], env={"TRADING_ENV": "testnet"})
     reports = sorted(out.glob("runs/*/deployment-report-*.md"))
     return result.exit_code, result.output, reports[-1].read_text(encoding="utf-8") if reports else ""
@@ -87,7 +87,7 @@ def test_pip_install_in_a_fresh_venv_then_verify_elsewhere(tmp_path: Path) -> No
     team = tmp_path / "team-repo"
     team.mkdir()
     bot = shlex.join([str(venv / "bin" / "python"), "-m", "harness.bot"])
-    run = subprocess.run([str(venv / "bin" / "liquidation-harness"), "verify", "--bot-cmd", bot, "--no-html", "--workers", "2"],
+    run = subprocess.run([str(venv / "bin" / "liquidation-harness"), "verify", "--bot-cmd", bot, "--no-html", "--no-gate", "--workers", "2"],
                          cwd=team, capture_output=True, text=True, timeout=900, env={**os.environ, "TRADING_ENV": "testnet"})
     assert "Bot judged: " in run.stdout and str(venv) in run.stdout, run.stdout[-3000:] + run.stderr[-2000:]
     assert run.returncode == 0 and "✅ READY FOR SIGN-OFF" in run.stdout, run.stdout[-4000:]

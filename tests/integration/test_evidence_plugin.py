@@ -117,14 +117,25 @@ def test_order_endpoints_are_refused(run_target):
     for method in ("POST", "DELETE", "PUT"):
         with pytest.raises(OrderEndpointRefused, match=method):
             requests.request(method, "https://fapi.binance.com/fapi/v1/order", params={"symbol": "BTCUSDT"})
+    for params in ({}, {"symbol": "BTCUSDT", "countdownTime": "1000"}, {"countdownTime": "soon"}):
+        with pytest.raises(OrderEndpointRefused, match="countdownTime"):  # a switch that could fire before the disarm
+            requests.post("https://fapi.binance.com/fapi/v1/countdownCancelAll", data=params)
     with pytest.raises(OrderEndpointRefused):
-        requests.post("https://fapi.binance.com/fapi/v1/countdownCancelAll")
+        requests.delete("https://fapi.binance.com/fapi/v1/countdownCancelAll", params={"countdownTime": "0"})
+    # arming long and disarming pass the guard (port 9 then refuses the connection: nothing answered)
+    for params in ({"symbol": "BTCUSDT", "countdownTime": "120000"}, {"symbol": "BTCUSDT", "countdownTime": "0"}):
+        with pytest.raises(requests.ConnectionError):
+            requests.post("http://127.0.0.1:9/fapi/v1/countdownCancelAll", data=params, timeout=5)
 
 async def test_aiohttp_order_endpoints_are_refused(run_target):
     import aiohttp
     async with aiohttp.ClientSession() as session:
         with pytest.raises(OrderEndpointRefused):
             await session.post("https://fapi.binance.com/fapi/v1/batchOrders")
+        with pytest.raises(OrderEndpointRefused):
+            await session.post("https://fapi.binance.com/fapi/v1/countdownCancelAll", data=[("countdownTime", "5")])
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await session.post("http://127.0.0.1:9/fapi/v1/countdownCancelAll", data=[("countdownTime", "0")])
 """
 
 

@@ -56,7 +56,8 @@ class TestProductionRefusesOrderPlacingScenarios:
         env["TRADING_ENV"] = "production"
         result = subprocess.run(
             [sys.executable, "-m", "pytest", str(ROOT / "scenarios"), "-m", "places_orders", "-p", "no:cacheprovider",
-             "-q", "-rs", f"--exchange-url={PRODUCTION_URL}", f"--basetemp={tmp_path / 'basetemp'}"],
+             # every test skips: xdist workers (pytest.ini's -n auto) would only add their start-up
+             "-q", "-rs", "-n", "0", f"--exchange-url={PRODUCTION_URL}", f"--basetemp={tmp_path / 'basetemp'}"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
         )
         summary = result.stdout.strip().splitlines()[-1]
@@ -213,8 +214,8 @@ class TestNoSecretWritten:
         env.pop("TRADING_ENV", None)
         result = subprocess.run(
             [sys.executable, "-m", "harness.cli", "verify", "--path", str(ROOT / "scenarios" / "test_testnet_scenarios.py"),
-             "--results", str(tmp_path / "allure-results"), "--out", str(tmp_path / "reports"), "--no-html",
-             "--workers", "1", "--", "-k", "scenario-1 or scenario-4", f"--basetemp={tmp_path / 'basetemp'}"],
+             "--results", str(tmp_path / "allure-results"), "--out", str(tmp_path / "reports"), "--no-html", "--no-gate",
+             "--workers", "1", "--", "-n", "0", "-k", "scenario-1 or scenario-4", f"--basetemp={tmp_path / 'basetemp'}"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
         )
         assert "pytest finished with exit code 0" in result.stdout, result.stdout[-3000:] + result.stderr[-2000:]

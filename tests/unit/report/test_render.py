@@ -234,7 +234,8 @@ class TestSignOffVerdict:
         assert report.verdict is report_pkg.Verdict.READY_FOR_PRODUCTION
         assert md.startswith("**READY FOR PRODUCTION**")
         assert "NOT READY" not in md and "- [ ]" not in md
-        assert md.count("- [x]") == 9
+        assert md.count("- [x]") == 11  # 4 pre-deployment boxes, 7 post-deployment
+        assert "- [x] Keys valid\n" in md and "- [x] Dead-man's switch armable\n" in md
         production_items = sum(item.id.startswith(("post.", "monitoring.")) for item in ITEMS)
         total = len(ITEMS) + production_items  # every result of both runs
         assert f"- [x] Tests passing ({total}/{total})" in md
