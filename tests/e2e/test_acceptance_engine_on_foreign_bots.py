@@ -46,14 +46,11 @@ def test_the_unsafe_bot_fails_naming_what_it_did_not_do() -> None:
 class TestTheAcceptanceScenariosCanFail:
     """harness.bot with one planted fault fails the scenario that guards it, naming the behaviour."""
 
-    @pytest.mark.parametrize(("breakage", "scenario", "named"), [
-        ("ignore-the-deadline", "own_deadline", "DEADLINE NOT ENFORCED BY THE ENGINE"),
-        ("failed-as-partial", "total_failure", "TOTAL FAILURE: state PARTIAL"),
-    ])
-    def test_a_planted_fault_fails_its_scenario(self, breakage: str, scenario: str, named: str) -> None:
-        run = run_scenarios(f"{BROKEN_BOT} {breakage}", "-k", scenario)
+    def test_an_engine_that_ignores_its_deadline_fails_the_deadline_scenario(self) -> None:
+        """The adapter's per-request bound still ends the run in time; only the engine's deadline is missing."""
+        run = run_scenarios(f"{BROKEN_BOT} ignore-the-deadline", "-k", "own_deadline")
         assert run.returncode == 1, tail(run)
-        assert "1 failed" in run.stdout and named in run.stdout, f"{breakage}: {named!r} not in {tail(run)}"
+        assert "1 failed" in run.stdout and "DEADLINE NOT ENFORCED BY THE ENGINE" in run.stdout, tail(run)
 
     @pytest.mark.slow
     def test_every_planted_fault_fails_its_scenario(self) -> None:
