@@ -62,6 +62,38 @@ def _decimal(value: Any, what: str) -> Decimal:
     return number
 
 
+def _retry_after(headers: Any) -> float | None:
+    """The Retry-After header (whole seconds, as Binance sends it on 418/429), else None."""
+    for name, value in dict(headers or {}).items():
+        if str(name).lower() == "retry-after":
+            try:
+                seconds = float(value)
+            except (TypeError, ValueError):
+                return None
+            return seconds if seconds >= 0 else None
+    return None
+
+
+def _keep_retry_after(cls: type) -> type:
+    """``cls`` (a ccxt exchange class) whose HTTP errors carry the answer's Retry-After as ``retry_after``:
+    ccxt reads the headers but drops them from the exception it raises."""
+
+    class WithRetryAfter(cls):  # type: ignore[misc, valid-type]
+        def handle_errors(self, code: int, reason: str, url: str, method: str, headers: Any, *rest: Any) -> Any:
+            try:
+                return super().handle_errors(code, reason, url, method, headers, *rest)
+            except ccxt.BaseError as exc:
+                exc.retry_after = _retry_after(headers)  # type: ignore[attr-defined]
+                raise
+
+    WithRetryAfter.__name__ = cls.__name__
+    return WithRetryAfter
+
+
+_AsyncBinance = _keep_retry_after(ccxt_async.binanceusdm)
+_SyncBinance = _keep_retry_after(ccxt.binanceusdm)
+
+
 def _classify(exc: Exception, *, placing: bool, symbol: str | None) -> ExchangeError:
     """A ccxt exception as a ``harness.core.errors`` class (message without URL or signature).
 
@@ -78,7 +110,7 @@ def _classify(exc: Exception, *, placing: bool, symbol: str | None) -> ExchangeE
         cls = AmbiguousExchangeError if placing else RetryableExchangeError
         return cls(message, code=code, symbol=symbol)
     if code in _RETRYABLE:
-        return RetryableExchangeError(message, code=code, symbol=symbol)
+        return RetryableExchangeError(message, code=code, symbol=symbol, retry_after=getattr(exc, "retry_after", None))
     if isinstance(exc, ccxt.ExchangeError):  # any other 4xx rejection
         return TerminalExchangeError(message, code=code, symbol=symbol)
     if placing and not msg.startswith(_CERTAIN_FAILURES):
@@ -99,8 +131,8 @@ class CcxtOrderManager:
         options = ccxt_options(exchange_url=exchange_url, api_key=api_key, api_secret=api_secret) \
             if exchange_url else ccxt_options(api_key=api_key, api_secret=api_secret)
         options["timeout"] = int(REQUEST_TIMEOUT_SECONDS * 1000)
-        self.exchange = ccxt_async.binanceusdm(dict(options))  # positions and closes (the engine's loop)
-        self.sync_exchange = ccxt.binanceusdm(dict(options))   # the synchronous cancel (engine's threads)
+        self.exchange = _AsyncBinance(dict(options))  # positions and closes (the engine's loop)
+        self.sync_exchange = _SyncBinance(dict(options))   # the synchronous cancel (engine's threads)
         self._sync_lock = threading.Lock()
         self._rules: dict[str, tuple[Decimal, Decimal]] | None = None  # symbol -> (step, market max qty)
         self._hedge: bool | None = None
@@ -214,6 +246,22 @@ class CcxtOrderManager:
         self._call_sync("fapiPrivateDeleteAllOpenOrders", {"symbol": symbol}, symbol)
         self._call_sync("fapiPrivateDeleteAlgoOpenOrders", {"symbol": symbol}, symbol)
         return len(regular) + len(algo)
+
+    async def open_order_symbols(self) -> set[str]:
+        """Every symbol with an open regular or algo order, account-wide (``SupportsOrderSnapshot``): the
+        engine cancels orders on symbols without a position too."""
+        regular = await self._call("fapiPrivateGetOpenOrders", {})
+        algo = await self._call("fapiPrivateGetOpenAlgoOrders", {})
+        if isinstance(algo, dict):  # {"orders": [...]} on some versions of the endpoint
+            algo = algo.get("orders")
+        if not isinstance(regular, list) or not isinstance(algo, list):
+            raise RetryableExchangeError("unreadable open-orders snapshot")
+        symbols = set()
+        for order in regular + algo:
+            if not isinstance(order, dict) or not isinstance(order.get("symbol"), str):
+                raise RetryableExchangeError(f"unreadable open-orders entry: {order!r:.80}")
+            symbols.add(order["symbol"])
+        return symbols
 
     async def execute_market_close(self, symbol: str, side: str, quantity: float) -> dict:
         symbol = _symbol_arg(symbol)
