@@ -53,7 +53,8 @@ class TestRequestCost:
             pytest.param("futures_get_open_orders", {}, (40, 0), id="open-orders-all-symbols"),
             pytest.param("futures_get_open_algo_orders", {}, (40, 0), id="algo-orders-all-symbols"),
             pytest.param("futures_create_order", {"symbol": "BTCUSDT"}, (0, 1), id="new-order"),
-            pytest.param("futures_place_batch_order", {"batchOrders": [{}, {}, {}]}, (5, 3), id="batch"),
+            pytest.param("futures_place_batch_order", {"batchOrders": [{}, {}, {}]}, (5, (5, 1)), id="batch"),
+            pytest.param("futures_place_batch_order", {"batchOrders": [{}] * 5}, (5, (5, 1)), id="full-batch"),
             pytest.param("futures_get_position_mode", {}, (30, 0), id="position-mode"),
             pytest.param("futures_something_new", {}, (1, 0), id="unknown-method"),
         ],
@@ -99,6 +100,14 @@ class TestQueueing:
         assert limit.reserve(0, 1) == pytest.approx(6.0)
         assert limit.reserve(0, 1) == pytest.approx(16.0)  # first come, first served: behind the queue
         assert limit.stats()["queued"] == 4
+
+    def test_a_batch_counts_five_on_the_ten_second_window_and_one_on_the_minute(self) -> None:
+        limit, clock = limiter(Limit("orders", 10.0, 10), Limit("orders", 60.0, 3))
+        assert limit.reserve(5, (5, 1)) == 0.0
+        assert limit.reserve(5, (5, 1)) == 0.0
+        assert limit.reserve(0, 1) == pytest.approx(10.0)  # the 10 s window is full (5 + 5)
+        clock.now += 10.0
+        assert limit.reserve(5, (5, 1)) == pytest.approx(50.0)  # 1 + 1 + 1 fill the minute's 3
 
     def test_headroom_keeps_a_share_of_each_limit_free(self) -> None:
         limit, _ = limiter(Limit("weight", 60.0, 100), headroom=0.9)
