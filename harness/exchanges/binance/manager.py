@@ -46,7 +46,7 @@ Speed (a liquidation should cost about three round trips at any account size):
 * ``warm_up()`` reads the clock offset, exchangeInfo and the position mode ahead of time (a bot
   calls it at start-up), so a liquidation spends no round trip on anything that can be cached.
 * ``batch_orders=True`` (the default) sends closes of different symbols placed at the same
-  moment together as ``POST /fapi/v1/batchOrders``, five to a request (see ``close.OrderBatcher``
+  moment together as ``POST /fapi/v1/batchOrders``, five to a request, fewer singly (see ``close.OrderBatcher``
   for what that trades away: batch-mates share timeouts and ambiguity, every ambiguous item is
   looked up by its own client order id before anything is resent). ``batch_orders=False`` sends
   each close as its own ``POST /fapi/v1/order``.

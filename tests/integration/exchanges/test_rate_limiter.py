@@ -300,13 +300,26 @@ class TestOrderBatching:
     async def test_closes_placed_together_share_one_batch_and_each_gets_its_own_result(
         self, sim: BinanceSimulator, batching: BinanceFuturesOrderManager
     ) -> None:
+        symbols = [*SYMBOLS, "BNBUSDT"]  # five: a full batch
+        for symbol in symbols:
+            sim.book.set_position(symbol, sim.book.spec(symbol).min_qty)
         sim.book.set_position("ETHUSDT", "0")  # nothing to close: -2022 inside the batch, for ETH only
-        symbols = ["BTCUSDT", "ETHUSDT"]
-        results = await asyncio.gather(*(batching.execute_market_close(s, "SELL", Decimal("0.001")) for s in symbols))
-        assert [r["status"] for r in results] == ["FILLED", "FILLED"]
-        assert (results[0]["executed_qty"], results[1]["already_flat"]) == (Decimal("0.001"), True)
+        results = await asyncio.gather(*(batching.execute_market_close(s, "SELL", sim.book.spec(s).min_qty)
+                                         for s in symbols))
+        assert [r["status"] for r in results] == ["FILLED"] * 5
+        assert results[1]["already_flat"] is True
+        assert [r["executed_qty"] for i, r in enumerate(results) if i != 1] == [sim.book.spec(s).min_qty
+                                                                              for s in symbols if s != "ETHUSDT"]
         assert len(sim.requests_to("v1/batchOrders", "POST")) == 1 and sim.requests_to("v1/order", "POST") == []
-        assert sim.book.position_amount("BTCUSDT") == 0
+        assert all(sim.book.position_amount(s) == 0 for s in symbols)
+
+    async def test_fewer_than_five_go_as_single_orders_which_cost_less_of_the_ten_second_count(
+        self, sim: BinanceSimulator, batching: BinanceFuturesOrderManager
+    ) -> None:
+        results = await asyncio.gather(*(batching.execute_market_close(s, "SELL", sim.book.position_amount(s))
+                                         for s in ("BTCUSDT", "ETHUSDT")))
+        assert [r["status"] for r in results] == ["FILLED", "FILLED"]
+        assert sim.requests_to("v1/batchOrders") == [] and len(sim.requests_to("v1/order", "POST")) == 2
 
     async def test_a_lone_close_goes_as_a_single_order(
         self, sim: BinanceSimulator, batching: BinanceFuturesOrderManager
@@ -318,10 +331,12 @@ class TestOrderBatching:
     async def test_an_ambiguous_batch_is_resolved_order_by_order_and_nothing_is_sent_twice(
         self, sim: BinanceSimulator, batching: BinanceFuturesOrderManager
     ) -> None:
+        symbols = [*SYMBOLS, "BNBUSDT"]  # five: a full batch
+        sim.book.set_position("BNBUSDT", sim.book.spec("BNBUSDT").min_qty)
         sim.faults.unknown_status_executed(endpoint="POST /fapi/v1/batchOrders", times=1)
         results = await asyncio.gather(*(batching.execute_market_close(s, "SELL", sim.book.position_amount(s))
-                                         for s in ("BTCUSDT", "ETHUSDT")))
-        assert [r["status"] for r in results] == ["FILLED", "FILLED"]
-        assert len(sim.requests_to("v1/order", "GET")) == 2  # each looked up by its client id
-        assert len(sim.fill_log) == 2
-        assert sim.book.position_amount("BTCUSDT") == sim.book.position_amount("ETHUSDT") == 0
+                                         for s in symbols))
+        assert [r["status"] for r in results] == ["FILLED"] * 5
+        assert len(sim.requests_to("v1/order", "GET")) == 5  # each looked up by its client id
+        assert len(sim.fill_log) == 5
+        assert all(sim.book.position_amount(s) == 0 for s in symbols)
