@@ -56,8 +56,8 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
 @click.option("--loop", "loop", type=click.Choice(["asyncio", "uvloop", "auto"]), default="asyncio", show_default=True,
               help="The bot's event loop (auto: uvloop when installed, the 'speed' extra). The exchange's child "
                    "process uses uvloop whenever it is installed.")
-@click.option("--batch-orders/--single-orders", default=True, show_default=True,
-              help="Build the bot with batch_orders=True (the adapter's default: closes sent as batchOrders) or False.")
+@click.option("--batch-orders/--single-orders", default=False, show_default=True,
+              help="Build the bot with batch_orders=True (closes sent as batchOrders) or the adapter's default, False.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True)
 def bench_command(quick: bool, sizes: str | None, rtts: str | None, runs: int | None, baseline_runs: int | None,
                   memory_liquidations: int | None, exchange: str, profile: bool, peer: bool, loop: str,

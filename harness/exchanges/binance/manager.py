@@ -45,11 +45,14 @@ Speed (a liquidation should cost about three round trips at any account size):
   an engine run that looks for orders on the whole account costs no extra request.
 * ``warm_up()`` reads the clock offset, exchangeInfo and the position mode ahead of time (a bot
   calls it at start-up), so a liquidation spends no round trip on anything that can be cached.
-* ``batch_orders=True`` (the default) sends closes of different symbols placed at the same
-  moment together as ``POST /fapi/v1/batchOrders``, five to a request, fewer singly (see ``close.OrderBatcher``
-  for what that trades away: batch-mates share timeouts and ambiguity, every ambiguous item is
-  looked up by its own client order id before anything is resent). ``batch_orders=False`` sends
-  each close as its own ``POST /fapi/v1/order``.
+* ``batch_orders=True`` (opt-in) sends closes of different symbols placed at the same moment
+  together as ``POST /fapi/v1/batchOrders``, five to a request, fewer singly (see
+  ``close.OrderBatcher``): every item keeps its own client order id and every ambiguous item is
+  looked up by it before anything is resent, so it never double-fills; at 200 symbols it turns
+  250 order requests into about 50. It is NOT the default because a batch shares one HTTP fate:
+  one slow or hung item holds its four batch-mates until the request times out, and then all five
+  need a lookup, which a 5 s deadline may not leave room for (the checklist's timeout scenario,
+  one hung symbol, then leaves batch-mates open that a single order would have closed).
 """
 
 from __future__ import annotations
@@ -134,7 +137,7 @@ class BinanceFuturesOrderManager:
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         sync_sleep: Callable[[float], Any] = time.sleep,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-        batch_orders: bool = True,
+        batch_orders: bool = False,
         weight_limiter: RequestLimiter | None = None,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():

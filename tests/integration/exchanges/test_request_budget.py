@@ -59,7 +59,7 @@ class TestTwoHundredSymbols:
     ) -> None:
         seed_account(big_sim.book, synthetic_specs(N))  # the benchmark's account
         orders = sum(2 if i % 4 == 0 else 1 for i in range(N))  # every fourth position needs two MARKET orders
-        result, requests = await _liquidate(big_sim, tmp_path)
+        result, requests = await _liquidate(big_sim, tmp_path, batch_orders=True)
         kinds = _kinds(requests)
         assert result.state is LiquidationState.COMPLETED and _flat(big_sim.book), result.errors
         assert kinds["DELETE v1/allOpenOrders"] == kinds["DELETE v1/algoOpenOrders"] == N
@@ -81,18 +81,18 @@ class TestTwoHundredSymbols:
             book.set_position(spec.symbol, Decimal(index % 5 + 1))
             for factor in ("0.8", "0.7"):
                 book.place_order(spec.symbol, "BUY", "LIMIT", "1", (spec.mark_price * Decimal(factor)).quantize(spec.tick_size))
-        result, requests = await _liquidate(big_sim, tmp_path)
+        result, requests = await _liquidate(big_sim, tmp_path, batch_orders=True)
         kinds = _kinds(requests)
         assert result.state is LiquidationState.COMPLETED and _flat(book)
         assert kinds["DELETE v1/allOpenOrders"] == N and kinds["DELETE v1/algoOpenOrders"] == 0
         assert len(requests) <= 260, kinds
 
-    async def test_single_orders_still_available_and_counted_one_request_each(
+    async def test_single_orders_by_default_one_request_each(
         self, big_sim: BinanceSimulator, tmp_path: Path
     ) -> None:
         for index, spec in enumerate(synthetic_specs(N)):
             big_sim.book.set_position(spec.symbol, Decimal(index % 3 + 1))
-        result, requests = await _liquidate(big_sim, tmp_path, batch_orders=False)
+        result, requests = await _liquidate(big_sim, tmp_path)
         kinds = _kinds(requests)
         assert result.state is LiquidationState.COMPLETED and _flat(big_sim.book)
         assert kinds["POST v1/order"] == N and kinds["POST v1/batchOrders"] == 0
@@ -145,7 +145,7 @@ class TestLostBatchReplies:
             else:
                 sim.faults.error(503, msg="Unknown error, please check your request or try again later.",
                                  endpoint="POST /fapi/v1/batchOrders", times=1)
-            result, requests = await _liquidate(sim, tmp_path)
+            result, requests = await _liquidate(sim, tmp_path, batch_orders=True)
             fills = Counter(fill.symbol for fill in sim.fill_log)
             lookups = [r for r in requests if r.method == "GET" and r.path.endswith("v1/order")]
             assert result.state is LiquidationState.COMPLETED and _flat(sim.book)
