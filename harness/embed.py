@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.bot.gctune import collector_paused, freeze_after_start_up
 from harness.bot.logs import REDACTOR
 from harness.bot.shell import write_result_file
 from harness.bot.logs import configure_logging as configure_bot_logging
@@ -118,7 +119,8 @@ class Embedding:
     # ------------------------------------------------------------------ the liquidation
     async def liquidate(self, reason: str) -> int:
         """Run the emergency liquidation once (joins a running one); write the result; the exit code."""
-        result = await self.manager.execute_emergency_liquidation(reason=reason)
+        with collector_paused():  # no cyclic GC during the run (harness.bot.gctune)
+            result = await self.manager.execute_emergency_liquidation(reason=reason)
         self.result = result
         self._write_result(result)
         log.info("liquidation %s (%s): exit code %d", result.state.value, reason, exit_code(result))
@@ -151,6 +153,7 @@ class Embedding:
         task = asyncio.ensure_future(work) if work is not None else None
         try:
             await self._warm_up()
+            freeze_after_start_up()  # start-up's objects are never re-scanned by the GC (harness.bot.gctune)
             self.announce_ready()
             waiter = asyncio.ensure_future(self._signal.wait())
             await asyncio.wait([waiter, *([task] if task else [])], return_when=asyncio.FIRST_COMPLETED)

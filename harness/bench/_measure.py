@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.bench._exchange import ExchangeHost
+from harness.bot.gctune import collector_paused, freeze_after_start_up
 from harness.core.audit import AuditLogger
 from harness.core.config import LiquidationConfig
 from harness.core.manager import LiquidationManager
@@ -70,12 +71,13 @@ async def engine_once(host: ExchangeHost, symbols: int, rtt: float, workdir: Pat
     try:
         async with _adapter(endpoint) as adapter:
             await adapter.warm_up(connections=warm_connections(symbols))
+            freeze_after_start_up()  # as the bot does before READY (harness.bot.gctune)
             audit = AuditLogger(workdir / "audit.jsonl")
             manager = LiquidationManager(LiquidationConfig(), adapter, audit, endpoint["symbols"])
             host.call("mark")
             if exchange_profile is not None:
                 host.call("profile_start")
-            with collector if collector is not None else nullcontext():
+            with collector if collector is not None else nullcontext(), collector_paused():  # as the bot liquidates
                 if profiler is not None:
                     profiler.enable()
                 cpu, started = time.process_time(), time.perf_counter()

@@ -48,7 +48,7 @@ class Settings:
     exchange: str = "subprocess"
     profile: bool = True
     quick: bool = False
-    batch_orders: bool = False
+    batch_orders: bool = False  # the adapter's default
     #: the ccxt peer in the same run (skipped when ccxt is not installed)
     peer: bool = True
     #: the bot's event loop: asyncio (measured the cheaper for this bot, issue 13), uvloop, or auto (uvloop

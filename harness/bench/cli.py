@@ -56,7 +56,8 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
 @click.option("--loop", "loop", type=click.Choice(["asyncio", "uvloop", "auto"]), default="asyncio", show_default=True,
               help="The bot's event loop (auto: uvloop when installed, the 'speed' extra). The exchange's child "
                    "process uses uvloop whenever it is installed.")
-@click.option("--batch-orders", is_flag=True, help="Build the bot with batch_orders=True (closes sent as batchOrders).")
+@click.option("--batch-orders/--single-orders", default=False, show_default=True,
+              help="Build the bot with batch_orders=True (closes sent as batchOrders) or the adapter's default, False.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True)
 def bench_command(quick: bool, sizes: str | None, rtts: str | None, runs: int | None, baseline_runs: int | None,
                   memory_liquidations: int | None, exchange: str, profile: bool, peer: bool, loop: str,
@@ -75,7 +76,7 @@ def bench_command(quick: bool, sizes: str | None, rtts: str | None, runs: int | 
     )
     click.echo(f"liquidation latency: exchange {settings.exchange}, runs {settings.runs} "
                f"(baseline {settings.baseline_runs}), sizes {settings.sizes}, RTT {settings.rtts_ms} ms"
-               f"{', batch_orders' if settings.batch_orders else ''}")
+               f"{', batch_orders' if settings.batch_orders else ', single orders'}")
     try:
         event_loop_kind(loop)
     except ValueError as exc:

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.bot.deadman import DeadMansSwitch, check_timing
+from harness.bot.gctune import collector_paused, freeze_after_start_up
 from harness.bot.logs import REDACTOR, write_private
 from harness.core.audit import AuditLogger
 from harness.core.config import SWITCHES, LiquidationConfig, build_config, load_raw
@@ -270,7 +271,8 @@ class TradingBot:
     # -- running ----------------------------------------------------------------------------
     async def liquidate(self, reason: str) -> LiquidationResult:
         assert self.liquidation_manager is not None, "call initialize() first"
-        self.result = await self.liquidation_manager.execute_emergency_liquidation(reason)
+        with collector_paused():  # no cyclic GC during the run (harness.bot.gctune)
+            self.result = await self.liquidation_manager.execute_emergency_liquidation(reason)
         self._write_result(self.result)
         return self.result
 
@@ -319,6 +321,7 @@ class TradingBot:
             return EXIT_CONFIG
         if self.deadman is not None:
             self.deadman.start()
+        freeze_after_start_up()  # start-up's objects are never re-scanned by the GC (harness.bot.gctune)
         write_private(self.log_dir / "bot.ready", str(os.getpid()))
         log.info("READY pid=%d", os.getpid())
         print(f"READY pid={os.getpid()}", flush=True)

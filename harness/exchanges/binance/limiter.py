@@ -48,17 +48,28 @@ _COSTS: dict[str, tuple[int, int, int]] = {
 }
 #: a window keeps at most this many buckets of grants (its span / this = the bucket width)
 BUCKETS_PER_WINDOW = 600
-#: a batch costs 5 weight and counts every order in it
+#: POST /fapi/v1/batchOrders, whatever its size (Binance's "Place Multiple Orders"): 5 request
+#: weight, 5 on the 10 s order counter (X-MBX-ORDER-COUNT-10S) and 1 on the 1 min one
 BATCH_WEIGHT = 5
+BATCH_ORDERS_10S = 5
+BATCH_ORDERS_1M = 1
+#: order counters no longer than this (seconds) are charged a batch's short-window count
+SHORT_ORDER_WINDOW_SECONDS = 10.0
 UNKNOWN_METHOD_WEIGHT = 1
 _INTERVAL_SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 _KINDS = {"REQUEST_WEIGHT": "weight", "ORDERS": "orders", "RAW_REQUESTS": "requests"}
 
 
-def request_cost(method: str, params: Mapping[str, Any]) -> tuple[int, int]:
-    """(request weight, orders) of one python-binance call with ``params``."""
+#: what a request adds to the ORDERS counters: one number for every window, or
+#: (windows of at most 10 s, longer windows), as Binance charges a batch
+OrderCount = int | tuple[int, int]
+
+
+def request_cost(method: str, params: Mapping[str, Any]) -> tuple[int, OrderCount]:
+    """(request weight, orders) of one python-binance call with ``params``; a batch's orders are
+    ``(BATCH_ORDERS_10S, BATCH_ORDERS_1M)`` whatever its size, as Binance counts them."""
     if method == "futures_place_batch_order":
-        return BATCH_WEIGHT, max(1, len(params.get("batchOrders") or ()))
+        return BATCH_WEIGHT, (BATCH_ORDERS_10S, BATCH_ORDERS_1M)
     with_symbol, without_symbol, orders = _COSTS.get(method, (UNKNOWN_METHOD_WEIGHT, UNKNOWN_METHOD_WEIGHT, 0))
     return (with_symbol if params.get("symbol") else without_symbol), orders
 
@@ -215,24 +226,33 @@ class RequestLimiter:
             self.configure_limits(limits)
 
     # -- grants ----------------------------------------------------------------------------
-    def reserve(self, weight: int, orders: int, *, max_delay: float | None = None) -> float | None:
-        """Grant a request costing ``weight`` and ``orders``; seconds to wait before sending it.
+    def reserve(self, weight: int, orders: OrderCount, *, max_delay: float | None = None) -> float | None:
+        """Grant a request costing ``weight`` and ``orders`` (``OrderCount``); seconds to wait before sending it.
 
         None (and nothing granted) when the wait would be longer than ``max_delay``.
         """
         with self._lock:
             return self._reserve_locked(weight, orders, max_delay, None)
 
-    def _reserve_locked(self, weight: int, orders: int, max_delay: float | None, shared: RequestLimiter | None) -> float | None:
+    def _reserve_locked(self, weight: int, orders: OrderCount, max_delay: float | None,
+                        shared: RequestLimiter | None) -> float | None:
         """``reserve`` with ``self._lock`` (and ``shared._lock``, when given) held: the grant must fit
         this limiter's windows and ``shared``'s (whose windows are counted for several limiters)."""
-        amounts = {"weight": max(0, weight), "orders": max(0, orders), "requests": 1}
+        short_orders, long_orders = orders if isinstance(orders, tuple) else (orders, orders)
+        amounts = {"weight": max(0, weight), "orders": max(0, short_orders), "requests": 1}
+        long_amount = max(0, long_orders)
+
+        def amount_for(window: _Window) -> int:
+            if window.limit.kind == "orders" and window.limit.seconds > SHORT_ORDER_WINDOW_SECONDS:
+                return long_amount
+            return amounts[window.limit.kind]
+
         now = self._clock()
         start = max(now, self._last_grant)
         windows = [*self._windows, *(shared._windows if shared is not None else ())]
         for window in windows:
             window.expire(now)
-            amount = amounts[window.limit.kind]
+            amount = amount_for(window)
             if amount:
                 start = max(start, window.earliest(start, amount))
         delay = start - now
@@ -240,7 +260,7 @@ class RequestLimiter:
             self._stats["refused"] += 1
             return None
         for window in self._windows:
-            amount = amounts[window.limit.kind]
+            amount = amount_for(window)
             if amount:
                 window.add(start, amount)
         self._last_grant = start
@@ -250,7 +270,7 @@ class RequestLimiter:
             # later booking only expires later: conservative); another limiter's queueing is not ours
             at = max(start, shared._last_grant)
             for window in shared._windows:
-                amount = amounts[window.limit.kind]
+                amount = amount_for(window)
                 if amount:
                     window.add(at, amount)
             shared._last_grant = at
@@ -312,6 +332,18 @@ class RequestLimiter:
             if self._in_flight > self._stats["peak_in_flight"]:
                 self._stats["peak_in_flight"] = self._in_flight
 
+    def batch_fits(self) -> bool:
+        """Whether a ``batchOrders`` request fits this limiter's order windows at all (an account whose
+        10 s order limit is below a batch's charge of ``BATCH_ORDERS_10S`` must send single orders; one
+        at or above it but under the headroom gets each batch when the window is empty, as any request
+        bigger than a window does)."""
+        with self._lock:
+            return all(
+                window.limit.limit >= (BATCH_ORDERS_1M if window.limit.seconds > SHORT_ORDER_WINDOW_SECONDS
+                                    else BATCH_ORDERS_10S)
+                for window in self._windows if window.limit.kind == "orders"
+            )
+
     def done(self) -> None:
         """A request sent with ``sent()`` has its answer (or failed)."""
         with self._lock:
@@ -363,7 +395,7 @@ class AccountLimiter(RequestLimiter):
         if shared:
             self.ip.configure_limits(shared)
 
-    def reserve(self, weight: int, orders: int, *, max_delay: float | None = None) -> float | None:
+    def reserve(self, weight: int, orders: OrderCount, *, max_delay: float | None = None) -> float | None:
         with self.ip._lock, self._lock:  # always the shared lock first: no two accounts deadlock
             return self._reserve_locked(weight, orders, max_delay, self.ip)
 

@@ -53,7 +53,8 @@ class TestRequestCost:
             pytest.param("futures_get_open_orders", {}, (40, 0), id="open-orders-all-symbols"),
             pytest.param("futures_get_open_algo_orders", {}, (40, 0), id="algo-orders-all-symbols"),
             pytest.param("futures_create_order", {"symbol": "BTCUSDT"}, (0, 1), id="new-order"),
-            pytest.param("futures_place_batch_order", {"batchOrders": [{}, {}, {}]}, (5, 3), id="batch"),
+            pytest.param("futures_place_batch_order", {"batchOrders": [{}, {}, {}]}, (5, (5, 1)), id="batch"),
+            pytest.param("futures_place_batch_order", {"batchOrders": [{}] * 5}, (5, (5, 1)), id="full-batch"),
             pytest.param("futures_get_position_mode", {}, (30, 0), id="position-mode"),
             pytest.param("futures_something_new", {}, (1, 0), id="unknown-method"),
         ],
@@ -99,6 +100,14 @@ class TestQueueing:
         assert limit.reserve(0, 1) == pytest.approx(6.0)
         assert limit.reserve(0, 1) == pytest.approx(16.0)  # first come, first served: behind the queue
         assert limit.stats()["queued"] == 4
+
+    def test_a_batch_counts_five_on_the_ten_second_window_and_one_on_the_minute(self) -> None:
+        limit, clock = limiter(Limit("orders", 10.0, 10), Limit("orders", 60.0, 3))
+        assert limit.reserve(5, (5, 1)) == 0.0
+        assert limit.reserve(5, (5, 1)) == 0.0
+        assert limit.reserve(0, 1) == pytest.approx(10.0)  # the 10 s window is full (5 + 5)
+        clock.now += 10.0
+        assert limit.reserve(5, (5, 1)) == pytest.approx(50.0)  # 1 + 1 + 1 fill the minute's 3
 
     def test_headroom_keeps_a_share_of_each_limit_free(self) -> None:
         limit, _ = limiter(Limit("weight", 60.0, 100), headroom=0.9)
@@ -291,13 +300,26 @@ class TestOrderBatching:
     async def test_closes_placed_together_share_one_batch_and_each_gets_its_own_result(
         self, sim: BinanceSimulator, batching: BinanceFuturesOrderManager
     ) -> None:
+        symbols = [*SYMBOLS, "BNBUSDT"]  # five: a full batch
+        for symbol in symbols:
+            sim.book.set_position(symbol, sim.book.spec(symbol).min_qty)
         sim.book.set_position("ETHUSDT", "0")  # nothing to close: -2022 inside the batch, for ETH only
-        symbols = ["BTCUSDT", "ETHUSDT"]
-        results = await asyncio.gather(*(batching.execute_market_close(s, "SELL", Decimal("0.001")) for s in symbols))
-        assert [r["status"] for r in results] == ["FILLED", "FILLED"]
-        assert (results[0]["executed_qty"], results[1]["already_flat"]) == (Decimal("0.001"), True)
+        results = await asyncio.gather(*(batching.execute_market_close(s, "SELL", sim.book.spec(s).min_qty)
+                                         for s in symbols))
+        assert [r["status"] for r in results] == ["FILLED"] * 5
+        assert results[1]["already_flat"] is True
+        assert [r["executed_qty"] for i, r in enumerate(results) if i != 1] == [sim.book.spec(s).min_qty
+                                                                              for s in symbols if s != "ETHUSDT"]
         assert len(sim.requests_to("v1/batchOrders", "POST")) == 1 and sim.requests_to("v1/order", "POST") == []
-        assert sim.book.position_amount("BTCUSDT") == 0
+        assert all(sim.book.position_amount(s) == 0 for s in symbols)
+
+    async def test_fewer_than_five_go_as_single_orders_which_cost_less_of_the_ten_second_count(
+        self, sim: BinanceSimulator, batching: BinanceFuturesOrderManager
+    ) -> None:
+        results = await asyncio.gather(*(batching.execute_market_close(s, "SELL", sim.book.position_amount(s))
+                                         for s in ("BTCUSDT", "ETHUSDT")))
+        assert [r["status"] for r in results] == ["FILLED", "FILLED"]
+        assert sim.requests_to("v1/batchOrders") == [] and len(sim.requests_to("v1/order", "POST")) == 2
 
     async def test_a_lone_close_goes_as_a_single_order(
         self, sim: BinanceSimulator, batching: BinanceFuturesOrderManager
@@ -309,10 +331,12 @@ class TestOrderBatching:
     async def test_an_ambiguous_batch_is_resolved_order_by_order_and_nothing_is_sent_twice(
         self, sim: BinanceSimulator, batching: BinanceFuturesOrderManager
     ) -> None:
+        symbols = [*SYMBOLS, "BNBUSDT"]  # five: a full batch
+        sim.book.set_position("BNBUSDT", sim.book.spec("BNBUSDT").min_qty)
         sim.faults.unknown_status_executed(endpoint="POST /fapi/v1/batchOrders", times=1)
         results = await asyncio.gather(*(batching.execute_market_close(s, "SELL", sim.book.position_amount(s))
-                                         for s in ("BTCUSDT", "ETHUSDT")))
-        assert [r["status"] for r in results] == ["FILLED", "FILLED"]
-        assert len(sim.requests_to("v1/order", "GET")) == 2  # each looked up by its client id
-        assert len(sim.fill_log) == 2
-        assert sim.book.position_amount("BTCUSDT") == sim.book.position_amount("ETHUSDT") == 0
+                                         for s in symbols))
+        assert [r["status"] for r in results] == ["FILLED"] * 5
+        assert len(sim.requests_to("v1/order", "GET")) == 5  # each looked up by its client id
+        assert len(sim.fill_log) == 5
+        assert all(sim.book.position_amount(s) == 0 for s in symbols)
