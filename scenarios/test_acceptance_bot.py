@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from decimal import ROUND_DOWN, Decimal
@@ -294,7 +295,13 @@ def test_second_sigterm_does_not_abort_the_liquidation(exchange: Any, log_dir: P
     _wait(lambda: sim.faults.fired("latency") >= 1 or bot.proc.poll() is not None, 10.0)
     in_flight = sim.faults.fired("latency") >= 1
     bot.send_signal(signal.SIGTERM)
-    run = _stop(bot)
+    try:  # wait without a third signal (bot.stop() would send one)
+        bot.proc.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        bot.kill()
+        pytest.fail(f"Shutdown hangs: the bot did not exit within {STOP_TIMEOUT:g}s of its second SIGTERM")
+    run = bot.collect()
+    attach_run(run)
     left = account.positions(list(SYMBOLS))
     assert in_flight, f"the first SIGTERM started no close within 10s ({run.exit_description})"
     assert left == {}, (f"a second SIGTERM during the liquidation aborted it: {left} left open "
