@@ -26,7 +26,9 @@ other ``LIQUIDATION_*`` names keeps working whether or not the loader knows them
 stdout and writes ``bot.ready``, runs ``work`` (any awaitable, e.g. the strategy loop; ``None`` = wait
 for the signal), and on the first SIGTERM/SIGINT cancels ``work``, runs the emergency liquidation
 once, writes ``liquidation-result.json`` and returns the contract's exit code: 0 for COMPLETED or
-SKIPPED, 1 otherwise. Later signals are logged and ignored. If ``work`` ends by itself the
+SKIPPED, 1 otherwise. Later signals are logged and ignored. SIGUSR1 (the contract's on-demand
+trigger) runs the liquidation without leaving ``serve`` (audit trail and result file as for a
+shutdown); it is ignored once a shutdown signal came. If ``work`` ends by itself the
 liquidation runs too (reason ``work-finished``). Bots without asyncio call
 ``install_signal_handlers()`` instead: the handler runs the liquidation and raises ``SystemExit``.
 """
@@ -68,6 +70,8 @@ WARM_UP_TIMEOUT_SECONDS = 10.0
 #: after the liquidation, releasing connections is best effort: the exit must follow the deadline closely
 CLOSE_TIMEOUT_SECONDS = 0.5
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: liquidate now without exiting (the bot-under-test contract's on-demand trigger)
+ON_DEMAND_SIGNAL = signal.SIGUSR1
 
 
 def config_environ(environ: Mapping[str, str]) -> dict[str, str]:
@@ -111,6 +115,7 @@ class Embedding:
     _signal: asyncio.Event | None = field(default=None, repr=False)
     _signals_seen: int = field(default=0, repr=False)
     _reason: str = field(default="", repr=False)
+    _on_demand_tasks: set[asyncio.Future[int]] = field(default_factory=set, repr=False)
 
     @property
     def order_manager(self) -> OrderExecutionManager:
@@ -144,9 +149,10 @@ class Embedding:
         loop = asyncio.get_running_loop()
         self._signal = asyncio.Event()
         installed = []
-        for signum in SIGNALS:
+        handlers = [(signum, self._on_signal, (signum,)) for signum in SIGNALS] + [(ON_DEMAND_SIGNAL, self._on_demand, ())]
+        for signum, handler, args in handlers:
             try:
-                loop.add_signal_handler(signum, self._on_signal, signum)
+                loop.add_signal_handler(signum, handler, *args)
                 installed.append(signum)
             except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / no signals here
                 log.warning("cannot install a %s handler in this thread", signal.Signals(signum).name)
@@ -171,6 +177,21 @@ class Embedding:
             for signum in installed:
                 loop.remove_signal_handler(signum)
             await self._close()
+
+    def _on_demand(self) -> None:
+        """SIGUSR1: liquidate now and keep serving; ignored once a shutdown signal came."""
+        if self._signals_seen:
+            log.warning("SIGUSR1 received during shutdown: ignored (the shutdown liquidation runs)")
+            return
+        log.warning("SIGUSR1 received: on-demand emergency liquidation (the bot keeps running)")
+        task = asyncio.ensure_future(self.liquidate("on-demand SIGUSR1"))
+        self._on_demand_tasks.add(task)
+        task.add_done_callback(self._on_demand_done)
+
+    def _on_demand_done(self, task: asyncio.Future[int]) -> None:
+        self._on_demand_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("on-demand liquidation failed: %r", task.exception())
 
     def _on_signal(self, signum: int) -> None:
         self._signals_seen += 1
@@ -264,6 +285,7 @@ def embed(
 __all__ = [
     "CONTRACT_VARIABLES",
     "Embedding",
+    "ON_DEMAND_SIGNAL",
     "config_environ",
     "embed",
     "exit_code",

@@ -142,3 +142,25 @@ def log_dir(tmp_path: Path) -> Path:
 
 
 BotFactory = Callable[..., BotProcess]
+
+
+# -- for scenarios/test_acceptance_bot.py (additive) -------------------------------------------
+#: request-weight and order limits high enough never to bind (the embedded exchange's defaults are Binance's)
+NO_RATE_LIMITS = {"weight_per_minute": 10**9, "orders_per_10s": 10**9, "orders_per_minute": 10**9}
+
+
+@pytest.fixture
+def unlimited_exchange(run_target: RunTarget, bot_under_test: BotUnderTest) -> Iterator[Exchange]:
+    """The embedded exchange without Binance's rate limits, for checks that liquidate dozens of times a
+    minute (the memory check's on-demand liquidations: ~100 weight each would hit 2400/min); skipped
+    on testnet and Demo Trading, where those limits are real. Flattened on teardown."""
+    if run_target.is_production:
+        pytest.skip(PRODUCTION_SKIP_REASON)
+    if not run_target.embedded:
+        pytest.skip("needs the embedded exchange (its rate limits lifted)")
+    from harness.exchanges.sim import BinanceSimulator
+
+    with BinanceSimulator(rate_limits=NO_RATE_LIMITS) as sim:
+        account = ExchangeAccount(sim.api_key, sim.api_secret, base_url=sim.base_url)
+        yield from _with_cleanup(Exchange(sim.base_url, False, sim.api_key, sim.api_secret, account, sim,
+                                          spec=bot_under_test), run_target)

@@ -8,6 +8,10 @@ It follows the bot-under-test contract (README, "Verify your own bot"):
   ``harness.embed`` (config from ``LIQUIDATION_*`` / ``EMERGENCY_LIQUIDATION_DISABLED``, ``audit.jsonl``
   in ``LIQUIDATION_LOG_DIR``);
 - prints ``READY pid=N`` once it is up, then watches mark prices (its "strategy") until SIGTERM/SIGINT;
+- keeps the dead-man's switch armed while it runs (``harness.bot.deadman.DeadMansSwitch`` over the
+  order manager's countdownCancelAll; ``LIQUIDATION_DEADMAN_COUNTDOWN_SECONDS`` / ``_INTERVAL_SECONDS``,
+  0 = off), so a killed bot leaves no working order once the countdown runs out;
+- on SIGUSR1 liquidates without exiting (``serve``'s on-demand trigger);
 - on SIGTERM runs the emergency liquidation once and exits 0 (COMPLETED/SKIPPED) or 1; 2 on a
   configuration error.
 
@@ -31,6 +35,7 @@ else:  # python examples/ccxt_bot/bot.py
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from om import factory  # type: ignore[no-redef]
 
+from harness.bot.deadman import DeadMansSwitch
 from harness.connect import keys_from_env, target_from_env
 from harness.core.config import DEFAULT_ENVIRONMENT, ENVIRONMENT_VARIABLE
 from harness.core.errors import ConfigError
@@ -64,9 +69,25 @@ async def main() -> int:
     except ConfigError as exc:
         print(f"ccxt-bot: configuration error: {exc}", file=sys.stderr, flush=True)
         return EXIT_CONFIG
-    symbols = symbols_from_env(os.environ) or ["BTCUSDT"]
+    scope = symbols_from_env(os.environ)
+    symbols = scope or ["BTCUSDT"]
     log.info("ccxt bot on %s watching %s", target.describe(), ",".join(symbols))
-    return await engine.serve(watch_prices(order_manager, symbols))
+    return await engine.serve(run(order_manager, symbols, scope, engine.config))
+
+
+async def run(order_manager, symbols: list[str], scope: list[str] | None, config) -> None:
+    """The strategy with the dead-man's switch armed beside it (scope's symbols, else those with open orders)."""
+    deadman = None
+    if config.deadman_countdown_seconds > 0:
+        deadman = DeadMansSwitch(order_manager, scope or [], countdown_seconds=config.deadman_countdown_seconds,
+                                 interval_seconds=config.deadman_interval_seconds,
+                                 discover=None if scope else order_manager.open_order_symbols)
+        deadman.start()
+    try:
+        await watch_prices(order_manager, symbols)
+    finally:
+        if deadman is not None:
+            await deadman.stop(disarm=True)
 
 
 if __name__ == "__main__":

@@ -214,6 +214,24 @@ class CcxtOrderManager:
     async def close(self) -> None:
         await self.exchange.close()
 
+    # ------------------------------------------------------------------ the dead-man's switch
+    async def countdown_cancel_all(self, symbol: str, countdown_ms: int) -> dict:
+        """Arm (or with 0 disarm) Binance's countdownCancelAll for ``symbol`` (``SupportsCountdown``)."""
+        symbol = _symbol_arg(symbol)
+        if isinstance(countdown_ms, bool) or not isinstance(countdown_ms, int) or countdown_ms < 0:
+            raise InvalidArgumentError(f"countdown_ms={countdown_ms!r}: expected an int of milliseconds >= 0 (0 disarms)")
+        answer = await self._call("fapiPrivatePostCountdownCancelAll",
+                                  {"symbol": symbol, "countdownTime": countdown_ms}, symbol=symbol)
+        return answer if isinstance(answer, dict) else {"symbol": symbol, "countdownTime": str(countdown_ms)}
+
+    async def open_order_symbols(self) -> set[str]:
+        """Symbols with open regular or algo orders, account-wide (``SupportsOrderSnapshot``)."""
+        regular = await self._call("fapiPrivateGetOpenOrders", {})
+        algo = await self._call("fapiPrivateGetOpenAlgoOrders", {})
+        if not isinstance(regular, list) or not isinstance(algo, list):
+            raise RetryableExchangeError("unreadable open-orders answer")
+        return {o["symbol"] for o in [*regular, *algo] if isinstance(o, dict) and isinstance(o.get("symbol"), str)}
+
     # ------------------------------------------------------------------ the three seed methods
     async def get_all_positions(self, symbols: list[str]) -> list[dict]:
         wanted = {_symbol_arg(s) for s in symbols or []}

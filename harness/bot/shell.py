@@ -14,7 +14,8 @@ the emergency liquidation once, within the configured timeout, over the WHOLE AC
 the result and the audit trail and logged as WARNING). Before READY it checks its keys: missing keys,
 or keys the exchange refuses on the warm-up's signed call (-2014, -2015, -1022), exit 2 naming the
 variables and Binance's code, so a bot never runs for hours with keys that fail at shutdown; a second signal is logged and
-ignored; a third forces exit (code 3). It prints ``READY pid=N`` on stdout (and writes
+ignored; a third forces exit (code 3). SIGUSR1 runs the same liquidation on demand and the bot keeps
+running (audit trail and result file as for a shutdown; ignored once a shutdown signal came). It prints ``READY pid=N`` on stdout (and writes
 ``<log-dir>/bot.ready``) once it is up, writes ``<log-dir>/trading.log``, ``<log-dir>/audit.jsonl`` and
 ``<log-dir>/liquidation-result.json``, and exits 0 on COMPLETED or SKIPPED, 1 on PARTIAL or FAILED,
 2 on configuration errors.
@@ -80,6 +81,8 @@ WHOLE_ACCOUNT_CONNECTIONS = 16
 #: permissions), bad signature (wrong secret); start-up refuses them (exit 2) before READY
 AUTH_FAILURE_CODES = frozenset({-2014, -2015, -1022})
 CLOSE_TIMEOUT_SECONDS = 1.0
+#: liquidate now without exiting (the bot-under-test contract's on-demand trigger)
+ON_DEMAND_SIGNAL = signal.SIGUSR1
 SYMBOL_PATTERN = re.compile(r"[A-Z0-9_]{1,40}")
 
 
@@ -164,6 +167,7 @@ class TradingBot:
         self.deadman: DeadMansSwitch | None = None
         self._signals = 0
         self._stop = asyncio.Event()
+        self._on_demand_tasks: set[asyncio.Future[LiquidationResult]] = set()
 
     # -- setup ------------------------------------------------------------------------------
     def initialize(self) -> TradingBot:
@@ -283,6 +287,27 @@ class TradingBot:
         """Make ``run()`` liquidate and return, as the first SIGTERM does (for a program embedding the bot)."""
         self._stop.set()
 
+    def _on_demand(self) -> None:
+        """SIGUSR1: liquidate now and keep running (the contract's on-demand trigger). A trigger while a
+        liquidation runs joins it; after a shutdown signal it is ignored (the shutdown liquidates)."""
+        if self._stop.is_set():
+            log.warning("SIGUSR1 received during shutdown: ignored (the shutdown liquidation runs)")
+            return
+        print("SIGNAL SIGUSR1 on-demand liquidation", flush=True)
+        log.warning("SIGUSR1 received: on-demand emergency liquidation (the bot keeps running)")
+        task = asyncio.ensure_future(self.liquidate(reason="on-demand SIGUSR1"))
+        self._on_demand_tasks.add(task)
+        task.add_done_callback(self._on_demand_done)
+
+    def _on_demand_done(self, task: asyncio.Future[LiquidationResult]) -> None:
+        self._on_demand_tasks.discard(task)
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            log.error("on-demand liquidation failed: %r", task.exception())
+            return
+        log.info("on-demand liquidation %s", task.result().state.value)
+
     def _on_signal(self, signum: int) -> None:
         self._signals += 1
         name = signal.Signals(signum).name
@@ -304,6 +329,7 @@ class TradingBot:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
+        loop.add_signal_handler(ON_DEMAND_SIGNAL, self._on_demand)
         if self.metrics_port is not None:
             from harness.bot.metrics_server import start_metrics_server
 
@@ -316,7 +342,7 @@ class TradingBot:
             await self._close_order_manager()
             if self.metrics_server is not None:
                 self.metrics_server.close()
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in (signal.SIGTERM, signal.SIGINT, ON_DEMAND_SIGNAL):
                 loop.remove_signal_handler(signum)
             return EXIT_CONFIG
         if self.deadman is not None:
@@ -335,7 +361,7 @@ class TradingBot:
             if self.metrics_server is not None:
                 self.metrics_server.close()
             (self.log_dir / "bot.ready").unlink(missing_ok=True)
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in (signal.SIGTERM, signal.SIGINT, ON_DEMAND_SIGNAL):
                 loop.remove_signal_handler(signum)
         ok = result.state in (LiquidationState.COMPLETED, LiquidationState.SKIPPED)
         return EXIT_OK if ok else EXIT_NOT_FLAT
@@ -381,5 +407,6 @@ class TradingBot:
 
 __all__ = [
     "DEFAULT_SYMBOLS", "EXIT_CONFIG", "EXIT_FORCED", "EXIT_NOT_FLAT", "EXIT_OK", "MissingCredentialsOrderManager",
+    "ON_DEMAND_SIGNAL",
     "TradingBot", "write_result_file",
 ]

@@ -165,3 +165,34 @@ class TestSyncBot:
         assert (tmp_path / "liquidation-result.json").stat().st_mode & 0o077 == 0  # owner-only, as harness.bot writes it
         events = [r.event_type for r in read_audit(tmp_path / "audit.jsonl").records]
         assert events[0] == "LIQUIDATION_START" and events[-1] == "LIQUIDATION_COMPLETE"
+
+
+class TestOnDemand:
+    async def test_sigusr1_liquidates_and_serve_keeps_running_until_sigterm(self, tmp_path: Path) -> None:
+        from harness.embed import ON_DEMAND_SIGNAL
+
+        book = SimBook()
+        book.set_position("BTCUSDT", "0.010")
+        engine = embed(InMemoryOrderManager(book), environ={**CONTRACT_ENV, "LIQUIDATION_LOG_DIR": str(tmp_path)},
+                       logging_level=None)
+        seen: list[str] = []
+
+        async def work() -> None:
+            # serve installed its handlers before starting work; without one this fails instead of killing the process
+            assert signal.getsignal(ON_DEMAND_SIGNAL) is not signal.SIG_DFL, "serve installed no SIGUSR1 handler"
+            os.kill(os.getpid(), ON_DEMAND_SIGNAL)
+            deadline = asyncio.get_running_loop().time() + 5
+            while engine.result is None:
+                assert asyncio.get_running_loop().time() < deadline, "no on-demand liquidation within 5 s"
+                await asyncio.sleep(0.01)
+            seen.append(engine.result.reason)
+            assert book.positions() == []
+            book.set_position("BTCUSDT", "-0.020")  # re-seeded: the shutdown has something to close again
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.Event().wait()
+
+        assert await engine.serve(work()) == 0
+        assert seen == ["on-demand SIGUSR1"] and engine.result is not None and engine.result.reason == "SIGTERM"
+        assert book.positions() == []
+        starts = [r for r in read_audit(tmp_path / "audit.jsonl").records if r.event_type == "LIQUIDATION_START"]
+        assert len({r.correlation_id for r in starts}) == 2

@@ -204,3 +204,43 @@ class TestStartupKeyCheck:
         slow = built(tmp_path / "b", Refused(book))
         slow.request_shutdown()
         assert await slow.run() == EXIT_OK
+
+
+class TestOnDemandLiquidation:
+    """SIGUSR1 (the contract's on-demand trigger): liquidate now, keep running; SIGTERM still stops."""
+
+    async def test_sigusr1_liquidates_without_exiting_and_sigterm_still_stops(self, book: SimBook,
+                                                                              tmp_path: Path) -> None:
+        import asyncio
+        import os
+        import signal
+
+        from harness.bot.shell import ON_DEMAND_SIGNAL
+        from harness.core.audit import read_audit
+
+        bot = built(tmp_path, InMemoryOrderManager(book), config=LiquidationConfig(deadman_countdown_seconds=0))
+        audit = tmp_path / "logs" / "audit.jsonl"
+
+        async def until(condition, what: str) -> None:
+            deadline = asyncio.get_running_loop().time() + 5
+            while not condition():
+                assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+                await asyncio.sleep(0.01)
+
+        def completes() -> int:
+            return sum(r.event_type == "LIQUIDATION_COMPLETE" for r in read_audit(audit).records) if audit.exists() else 0
+
+        running = asyncio.ensure_future(bot.run())
+        await until((tmp_path / "logs" / "bot.ready").exists, "READY")
+        # a bot without the handler fails here instead of killing the test process
+        assert signal.getsignal(ON_DEMAND_SIGNAL) is not signal.SIG_DFL, "the running bot installed no SIGUSR1 handler"
+        os.kill(os.getpid(), ON_DEMAND_SIGNAL)
+        await until(lambda: completes() == 1, "the on-demand liquidation")
+        assert book.positions() == [] and not running.done()  # liquidated, still running
+        book.set_position("ETHUSDT", "-0.100")
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert await asyncio.wait_for(running, 5) == EXIT_OK
+        records = read_audit(audit).records
+        starts = [r for r in records if r.event_type == "LIQUIDATION_START"]
+        assert [s.details["reason"] for s in starts] == ["on-demand SIGUSR1", "shutdown signal"]
+        assert len({s.correlation_id for s in starts}) == 2 and book.positions() == []
