@@ -47,7 +47,7 @@ from typing import Any
 
 from harness.bot.gctune import collector_paused, freeze_after_start_up
 from harness.bot.logs import REDACTOR
-from harness.bot.shell import write_result_file
+from harness.bot.shell import ON_DEMAND_SIGNAL, write_result_file
 from harness.bot.logs import configure_logging as configure_bot_logging
 from harness.core.audit import AuditLogger
 from harness.core.config import RESERVED_ENV_NAMES, LiquidationConfig, load_config
@@ -70,8 +70,6 @@ WARM_UP_TIMEOUT_SECONDS = 10.0
 #: after the liquidation, releasing connections is best effort: the exit must follow the deadline closely
 CLOSE_TIMEOUT_SECONDS = 0.5
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
-#: liquidate now without exiting (the bot-under-test contract's on-demand trigger)
-ON_DEMAND_SIGNAL = signal.SIGUSR1
 
 
 def config_environ(environ: Mapping[str, str]) -> dict[str, str]:

@@ -224,14 +224,6 @@ class CcxtOrderManager:
                                   {"symbol": symbol, "countdownTime": countdown_ms}, symbol=symbol)
         return answer if isinstance(answer, dict) else {"symbol": symbol, "countdownTime": str(countdown_ms)}
 
-    async def open_order_symbols(self) -> set[str]:
-        """Symbols with open regular or algo orders, account-wide (``SupportsOrderSnapshot``)."""
-        regular = await self._call("fapiPrivateGetOpenOrders", {})
-        algo = await self._call("fapiPrivateGetOpenAlgoOrders", {})
-        if not isinstance(regular, list) or not isinstance(algo, list):
-            raise RetryableExchangeError("unreadable open-orders answer")
-        return {o["symbol"] for o in [*regular, *algo] if isinstance(o, dict) and isinstance(o.get("symbol"), str)}
-
     # ------------------------------------------------------------------ the three seed methods
     async def get_all_positions(self, symbols: list[str]) -> list[dict]:
         wanted = {_symbol_arg(s) for s in symbols or []}

@@ -10,7 +10,6 @@ disarms. Plus the configuration rules: timing consistency, and the production wa
 from __future__ import annotations
 
 import asyncio
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
