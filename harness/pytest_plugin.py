@@ -418,7 +418,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if kit_skip is not None and item.get_closest_marker("order_manager_kit"):
             item.add_marker(kit_skip)
             continue  # no checklist labels: a kit that did not run must not mark its items skipped
-        for marker in item.iter_markers("checklist"):
+        deselected_slow = bool(item.get_closest_marker("slow")) and not run_slow
+        # a soak variant left out without --run-slow labels nothing either: its item is judged by the
+        # fast checks that ran (an item whose only check is slow has no result and stays NOT RUN)
+        for marker in () if deselected_slow else item.iter_markers("checklist"):
             try:
                 marks = checklist_marks(str(marker.args[0]))
             except (IndexError, KeyError) as exc:
@@ -437,7 +440,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=EMBEDDED_ONLY_REASON.format(target=run.describe())))
         if run.is_production and item.get_closest_marker("places_orders"):
             item.add_marker(pytest.mark.skip(reason=PRODUCTION_SKIP_REASON))
-        if item.get_closest_marker("slow") and not run_slow:
+        if deselected_slow:
             item.add_marker(pytest.mark.skip(reason="slow: run with --run-slow"))
 
 

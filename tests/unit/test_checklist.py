@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,32 @@ class TestChecklistMarker:
         assert CHECKLIST_LABEL == "checklist_item", f"the report reads 'checklist_item', the plugin writes {CHECKLIST_LABEL!r}"
         both = sorted(value for name, value in _labels(_result_for(alluredir, "test_two_items")) if name == CHECKLIST_LABEL)
         assert both == ["pre.tests.mock", "pre.tests.unit"], f"a test with two checklist marks has checklist labels {both}"
+
+    def test_a_slow_variant_left_out_labels_nothing_and_runs_with_run_slow(self, pytester: pytest.Pytester,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+        pytester.makepyfile(test_soak="""
+            import pytest
+
+            @pytest.mark.checklist("criteria.memory")
+            def test_fast():
+                pass
+
+            @pytest.mark.slow
+            @pytest.mark.checklist("criteria.memory")
+            def test_soak():
+                pass
+        """)
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+        alluredir = pytester.path / "allure-results"
+        result = pytester.runpytest_subprocess(*PLUGIN, "-p", "allure_pytest.plugin", f"--alluredir={alluredir}")
+        result.assert_outcomes(passed=1, skipped=1)
+        soak = [value for name, value in _labels(_result_for(alluredir, "test_soak")) if name == CHECKLIST_LABEL]
+        assert soak == [], f"a soak test left out without --run-slow still marks its item: {soak}"
+        assert (CHECKLIST_LABEL, "criteria.memory") in _labels(_result_for(alluredir, "test_fast"))
+        shutil.rmtree(alluredir)
+        result = pytester.runpytest_subprocess(*PLUGIN, "-p", "allure_pytest.plugin", f"--alluredir={alluredir}", "--run-slow")
+        result.assert_outcomes(passed=2)
+        assert (CHECKLIST_LABEL, "criteria.memory") in _labels(_result_for(alluredir, "test_soak"))
 
     def test_unknown_checklist_id_is_a_usage_error(self, pytester: pytest.Pytester) -> None:
         pytester.makepyfile(test_unknown="""
