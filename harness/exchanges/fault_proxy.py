@@ -34,7 +34,6 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -45,6 +44,7 @@ from yarl import URL
 from harness.core.errors import ConfigError
 
 from .hosts import host_kind
+from .loop_thread import LoopThreadServer
 from .sim._http import RequestRecord
 from .sim.fault_http import call_names, fault_response, request_symbols
 from .sim.faults import FaultPlan, FaultRule
@@ -54,8 +54,6 @@ __all__ = ["FaultProxy", "ProxyFaultPlan", "ProxyRecord", "UNSUPPORTED_KINDS", "
 #: kinds that need the exchange's own state, not a man in the middle
 UNSUPPORTED_KINDS = frozenset({"partial_fill"})
 UPSTREAM_TIMEOUT_SECONDS = 30.0
-START_TIMEOUT_SECONDS = 10.0
-STOP_TIMEOUT_SECONDS = 10.0
 _HIDDEN_PARAMS = frozenset({"signature"})
 #: request headers not forwarded (hop-by-hop, or recomputed by the client session)
 _DROP_REQUEST = frozenset({"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te",
@@ -97,8 +95,10 @@ def check_upstream(url: Any) -> str:
     return root
 
 
-class FaultProxy:
+class FaultProxy(LoopThreadServer):
     """Forward to ``upstream``, applying ``faults``; serves from its own thread and event loop."""
+
+    thread_name = "fault-proxy"
 
     def __init__(self, upstream: str, faults: FaultPlan | None = None, *, host: str = "127.0.0.1",
                  port: int = 0, inject: bool = True,
@@ -119,15 +119,11 @@ class FaultProxy:
         self.inject = inject
         self._timeout = aiohttp.ClientTimeout(total=upstream_timeout)
         self._requested_port = port
-        self._port: int | None = None
         self._log_lock = threading.Lock()
         self._requests: list[ProxyRecord] = []
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._ready = threading.Event()
-        self._start_error: BaseException | None = None
+        self._init_loop_thread()
 
     def __repr__(self) -> str:
         where = self.base_url if self._port else "not started"
@@ -135,71 +131,10 @@ class FaultProxy:
 
     # ------------------------------------------------------------ lifecycle
     @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FaultProxy is not started: call start() or use it as a context manager")
-        return self._port
-
-    @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT``: the exchange root to give the bot."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
-
-    def start(self) -> FaultProxy:
-        if self._thread is not None:
-            return self
-        self._ready.clear()
-        self._start_error = None
-        self._thread = threading.Thread(target=self._serve, name="fault-proxy", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(START_TIMEOUT_SECONDS) or self._start_error is not None:
-            error = self._start_error
-            self._thread.join(STOP_TIMEOUT_SECONDS)
-            self._thread = None
-            raise RuntimeError(f"FaultProxy could not serve on {self.host}:{self._requested_port}: "
-                               f"{error or 'timed out'}") from error
-        return self
-
-    def stop(self) -> None:
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
-            return
-        self.faults.release_hangs()
-        try:
-            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(STOP_TIMEOUT_SECONDS)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(STOP_TIMEOUT_SECONDS)
-            self._thread = self._loop = None
-            self._port = None
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-    def _serve(self) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._startup())
-        except BaseException as exc:  # reported by start()
-            self._start_error = exc
-            loop.close()
-            self._ready.set()
-            return
-        self._loop = loop
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            for task in asyncio.all_tasks(loop):
-                task.cancel()
-            loop.run_until_complete(asyncio.sleep(0))
-            loop.close()
 
     async def _startup(self) -> None:
         app = web.Application(client_max_size=1024 * 1024)

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from harness.core.errors import ConfigError
 
+from ..loop_thread import STOP_TIMEOUT_SECONDS, LoopThreadServer
 from ._http import HttpFace, HttpSettings, RequestRecord
 from ._models import Fill
 from ._ratelimit import RateLimiter, RateLimits
@@ -35,8 +36,6 @@ from ._streams import StreamHub
 from .book import SimBook
 from .faults import FaultPlan
 
-START_TIMEOUT_SECONDS = 10.0
-STOP_TIMEOUT_SECONDS = 10.0
 SHUTDOWN_GRACE_SECONDS = 0.5
 COUNTDOWN_TICK_SECONDS = 0.01
 #: pending connections the listening socket queues (aiohttp's default 128 drops SYNs when a client
@@ -56,8 +55,10 @@ def _loopback(host: str) -> str:
                                     "credentials are public test values")
 
 
-class BinanceSimulator:
+class BinanceSimulator(LoopThreadServer):
     """The embedded exchange's HTTP face over a ``SimBook`` and a ``FaultPlan``."""
+
+    thread_name = "binance-simulator"
 
     def __init__(
         self,
@@ -89,14 +90,10 @@ class BinanceSimulator:
                               "True (also serve /ws and /stream) or False (only /public, /market, /private)")
         self.streams = StreamHub(self.book, self.listen_keys, legacy_paths=stream_legacy_paths)
         self._requested_port = port
-        self._port: int | None = None
         self._log_lock = threading.Lock()
         self._requests: list[RequestRecord] = []
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
-        self._ready = threading.Event()
-        self._start_error: BaseException | None = None
+        self._init_loop_thread()
         self._countdown_cond = threading.Condition()
         self._countdowns_fired: list[tuple[str, int]] = []
 
@@ -108,12 +105,6 @@ class BinanceSimulator:
     @property
     def running(self) -> bool:
         return self._port is not None
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("BinanceSimulator is not started: call start() or use it as a context manager")
-        return self._port
 
     @property
     def base_url(self) -> str:
@@ -133,44 +124,6 @@ class BinanceSimulator:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"ws://{host}:{self.port}"
 
-    def start(self) -> BinanceSimulator:
-        """Serve in a background thread; returns once the port is bound."""
-        if self._thread is not None:
-            return self
-        self._ready.clear()
-        self._start_error = None
-        self._thread = threading.Thread(target=self._serve, name="binance-simulator", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(START_TIMEOUT_SECONDS):
-            raise RuntimeError(f"BinanceSimulator did not start within {START_TIMEOUT_SECONDS} s")
-        if self._start_error is not None:
-            self._thread.join(STOP_TIMEOUT_SECONDS)
-            self._thread = None
-            raise RuntimeError(f"BinanceSimulator could not serve on {self.host}:{self._requested_port}: "
-                               f"{self._start_error}") from self._start_error
-        return self
-
-    def stop(self) -> None:
-        """Stop serving: release hung calls, cancel what is left, join the thread."""
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
-            return
-        self.faults.release_hangs()
-        try:
-            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(STOP_TIMEOUT_SECONDS)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(STOP_TIMEOUT_SECONDS)
-            self._thread = self._loop = None
-            self._port = None
-
-    def __enter__(self) -> BinanceSimulator:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
     async def __aenter__(self) -> BinanceSimulator:
         return await asyncio.to_thread(self.start)
 
@@ -189,27 +142,6 @@ class BinanceSimulator:
             return function()
 
         return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout)
-
-    def _serve(self) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._startup())
-        except BaseException as exc:  # reported by start()
-            self._start_error = exc
-            loop.close()
-            self._ready.set()
-            return
-        self._loop = loop
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            for task in asyncio.all_tasks(loop):
-                task.cancel()
-            loop.run_until_complete(asyncio.sleep(0))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
 
     async def _startup(self) -> None:
         settings = HttpSettings(self.book, self.faults, self._limiter, self.api_key, self.api_secret,
