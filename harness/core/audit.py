@@ -17,6 +17,7 @@ each line into an ``AuditRecord`` and skips, counts and names a torn or corrupt 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -36,6 +37,12 @@ log = logging.getLogger("harness.audit")
 DEFAULT_AUDIT_PATH = Path("logs/audit.jsonl")
 REDACTED = "***"
 _SECRET_KEY_MARKERS = ("secret", "signature", "api_key", "apikey", "password", "token", "private_key")
+
+
+@functools.lru_cache(maxsize=4096)  # a liquidation writes hundreds of events with the same few dozen keys
+def _is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(marker in lowered for marker in _SECRET_KEY_MARKERS)
 
 
 class AuditEvent(str, Enum):
@@ -97,15 +104,17 @@ class AuditLogger:
             self._secrets.add(value)
 
     def _redact(self, value: Any, key: str = "") -> Any:
-        if any(marker in key.lower() for marker in _SECRET_KEY_MARKERS):
+        if key and _is_secret_key(key):
             return REDACTED
+        if isinstance(value, str):
+            for secret in self._secrets:
+                if secret in value:
+                    value = value.replace(secret, REDACTED)
+            return value
         if isinstance(value, Mapping):
             return {str(k): self._redact(v, str(k)) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [self._redact(v) for v in value]
-        if isinstance(value, str):
-            for secret in self._secrets:
-                value = value.replace(secret, REDACTED)
         return value
 
     def encode(self, event_type: str, correlation_id: str | None, details: Mapping[str, Any] | None = None) -> bytes:

@@ -3,7 +3,9 @@
 python-binance raises ``BinanceAPIException`` for any non-2xx reply (``.code`` is 0 when the body is
 not JSON, e.g. an HTML 502), ``BinanceRequestException`` for a 2xx reply that is not JSON, and lets
 transport errors through unwrapped (``requests.exceptions.*``, ``aiohttp.ClientError``,
-``asyncio.TimeoutError``).
+``asyncio.TimeoutError``). The adapter's own transport (``harness.exchanges.binance.wire``) raises the
+same two python-binance exceptions, and ``WireConnectError`` (never sent) / ``WireError`` (may have
+been processed) for transport failures.
 
 Whether a failure is *ambiguous* depends on the request: for an order placement (not idempotent) a
 timeout, -1006, -1007, a 503 "Unknown error..." and any other 5xx that is not the certain-failure
@@ -30,6 +32,7 @@ from harness.core.errors import (
     RetryableExchangeError,
     TerminalExchangeError,
 )
+from harness.exchanges.binance.wire import WireConnectError, WireError
 from harness.exchanges.codes import DUPLICATE_CLIENT_ORDER_ID, CodeClass, codes_in
 
 # The adapter uses harness.exchanges.codes as is (no deliberate differences): -2022 and -4061 map
@@ -98,8 +101,10 @@ def may_have_executed(exc: BaseException) -> bool:
         return False
     if isinstance(exc, BinanceRequestException):
         return True  # a 2xx reply we could not read: the request was processed
-    if isinstance(exc, (aiohttp.ClientConnectorError, requests.exceptions.ConnectTimeout)):
+    if isinstance(exc, (aiohttp.ClientConnectorError, requests.exceptions.ConnectTimeout, WireConnectError)):
         return False  # never connected, nothing was sent
+    if isinstance(exc, WireError):
+        return True  # the connection broke after the request was written
     if isinstance(exc, requests.exceptions.ConnectionError) and "NewConnectionError" in repr(exc.args):
         return False
     return isinstance(exc, (asyncio.TimeoutError, TimeoutError, aiohttp.ClientError, requests.RequestException))
@@ -108,7 +113,8 @@ def may_have_executed(exc: BaseException) -> bool:
 def is_transport_error(exc: BaseException) -> bool:
     return isinstance(
         exc,
-        (BinanceAPIException, BinanceRequestException, asyncio.TimeoutError, TimeoutError, aiohttp.ClientError, requests.RequestException),
+        (BinanceAPIException, BinanceRequestException, asyncio.TimeoutError, TimeoutError, aiohttp.ClientError,
+         requests.RequestException, WireError),
     )
 
 

@@ -13,6 +13,10 @@ Targets: ``target`` is a ``harness.exchanges.target.Target`` (resolved once by t
 exchange root; a trailing ``/fapi`` is stripped, the kind follows the host); neither means
 production. ``self.target.kind`` says which for the harness's safety checks.
 
+Transport: ``transport="wire"`` (default) sends the liquidation's requests with the adapter's own
+lean HTTP client (``harness.exchanges.binance.wire``), ``transport="python-binance"`` with
+python-binance's ``AsyncClient``; the sync path is always python-binance's ``Client``.
+
 Requests: clock offset from ``GET /fapi/v1/time`` (resynced on -1021), ``recvWindow`` from
 ``recv_window_ms``, each request bounded by ``min(request_timeout, remaining_time())``, exchangeInfo
 read once. How closes avoid double execution: see ``harness.exchanges.binance.close``; error mapping: see
@@ -88,7 +92,7 @@ from harness.exchanges.binance.rules import (
     parse_position_rows,
     to_decimal,
 )
-from harness.exchanges.binance.session import DEFAULT_MAX_IN_FLIGHT, BinanceSession
+from harness.exchanges.binance.session import DEFAULT_MAX_IN_FLIGHT, DEFAULT_TRANSPORT, TRANSPORTS, BinanceSession
 from harness.exchanges.target import PRODUCTION_ROOT_URL, Target, TargetKind, target_for_url
 
 
@@ -139,6 +143,7 @@ class BinanceFuturesOrderManager:
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         batch_orders: bool = False,
         weight_limiter: RequestLimiter | None = None,
+        transport: str = DEFAULT_TRANSPORT,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ConfigError("api_key", "<missing>" if not api_key else "<not a string>", "a non-empty string")
@@ -150,6 +155,8 @@ class BinanceFuturesOrderManager:
             raise ConfigError("request_timeout", request_timeout, "seconds, a number > 0 and <= 60")
         if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or not 1 <= max_in_flight <= 4096:
             raise ConfigError("max_in_flight", max_in_flight, "an int from 1 to 4096 (requests in flight at once)")
+        if transport not in TRANSPORTS:
+            raise ConfigError("transport", transport, " or ".join(repr(t) for t in TRANSPORTS))
         self.target = _adapter_target(target, base_url)
         self.recv_window_ms = recv_window_ms
         self.request_timeout = float(request_timeout)
@@ -164,6 +171,7 @@ class BinanceFuturesOrderManager:
             max_in_flight=max_in_flight,
             # accounts on one exchange host share the per-IP weight budget; orders stay per account
             limiter=None if weight_limiter is None else AccountLimiter(weight_limiter),
+            transport=transport,
         )
         self._rules: ExchangeRules | None = self._given_rules(symbols_info)
         if self._rules is not None:

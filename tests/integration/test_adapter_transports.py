@@ -1,0 +1,103 @@
+"""The adapter's two async transports (its own lean client, the default, and python-binance's
+AsyncClient) liquidate the same accounts on the embedded exchange with the same outcome: flat, the
+same requests, ambiguous replies looked up before any resend, a connection reset on an order
+never closing twice, hedge mode, and conditional orders in the algo book."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from harness.core.audit import AuditLogger
+from harness.core.config import LiquidationConfig
+from harness.core.errors import ConfigError
+from harness.core.manager import LiquidationManager
+from harness.core.outcome import LiquidationState
+from harness.exchanges.binance import BinanceFuturesOrderManager
+from harness.exchanges.sim import BinanceSimulator
+
+TRANSPORTS = ("wire", "python-binance")
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+
+
+@pytest.fixture
+def sim() -> Iterator[BinanceSimulator]:
+    with BinanceSimulator() as simulator:
+        yield simulator
+        simulator.faults.release_hangs()
+
+
+def seed(sim: BinanceSimulator) -> None:
+    sim.book.set_position("BTCUSDT", "0.010")
+    sim.book.set_position("ETHUSDT", "-0.500")
+    sim.book.place_order("BTCUSDT", "BUY", "LIMIT", "0.010", "30000", time_in_force="GTC")
+
+
+async def liquidate(sim: BinanceSimulator, transport: str, tmp_path: Path, symbols: list[str] | None = SYMBOLS):
+    async with BinanceFuturesOrderManager(sim.api_key, sim.api_secret, base_url=sim.base_url, transport=transport) as om:
+        await om.warm_up()
+        with AuditLogger(tmp_path / f"{transport}.jsonl") as audit:
+            engine = LiquidationManager(LiquidationConfig(retry_delay_seconds=0.1), om, audit, symbols)
+            return await engine.execute_emergency_liquidation("transport test"), om.request_stats()
+
+
+def flat(sim: BinanceSimulator) -> bool:
+    return not sim.book.positions() and not sim.book.open_orders() and not sim.book.open_algo_orders()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_both_transports_flatten_the_account_with_the_same_requests(sim: BinanceSimulator, transport: str,
+                                                                         tmp_path: Path) -> None:
+    seed(sim)
+    result, stats = await liquidate(sim, transport, tmp_path)
+    assert result.state is LiquidationState.COMPLETED, result.errors
+    assert flat(sim), (sim.book.positions(), sim.book.open_orders())
+    assert result.orders_cancelled == 1 and result.positions_closed == 2
+    # warm-up (time, exchangeInfo, position mode), then positions, the two account-wide open-order
+    # reads, one cancel (BTCUSDT's regular book) and two closes
+    assert stats["requests"] == 9, stats
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_an_ambiguous_order_reply_is_looked_up_never_resent_blindly(sim: BinanceSimulator, transport: str,
+                                                                          tmp_path: Path) -> None:
+    seed(sim)
+    sim.faults.unknown_status_executed(endpoint="new_order", symbol="BTCUSDT", times=1)
+    result, _ = await liquidate(sim, transport, tmp_path)
+    assert result.state is LiquidationState.COMPLETED, result.errors
+    assert flat(sim)
+    fills = [f for f in sim.book.fill_log if f.symbol == "BTCUSDT"]
+    assert len(fills) == 1, f"BTCUSDT filled {len(fills)} times: the executed order was sent again"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_connection_reset_on_an_order_never_closes_twice(sim: BinanceSimulator, transport: str,
+                                                                 tmp_path: Path) -> None:
+    seed(sim)
+    sim.faults.connection_reset(endpoint="new_order", symbol="ETHUSDT", times=1)
+    result, _ = await liquidate(sim, transport, tmp_path)
+    assert result.state is LiquidationState.COMPLETED, result.errors
+    assert flat(sim)
+    assert sum(f.qty for f in sim.book.fill_log if f.symbol == "ETHUSDT") == Decimal("0.500")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_hedge_mode_and_algo_orders_on_the_whole_account(sim: BinanceSimulator, transport: str,
+                                                               tmp_path: Path) -> None:
+    sim.book.set_hedge_mode(True)
+    sim.book.set_position("BTCUSDT", "0.010", position_side="LONG")
+    sim.book.set_position("BTCUSDT", "-0.020", position_side="SHORT")
+    sim.book.place_algo_order("ETHUSDT", "SELL", "STOP_MARKET", trigger_price="1000", close_position=True,
+                              position_side="LONG")
+    result, _ = await liquidate(sim, transport, tmp_path, symbols=None)
+    assert result.state is LiquidationState.COMPLETED, result.errors
+    assert flat(sim), (sim.book.positions(), sim.book.open_algo_orders())
+    assert result.positions_closed == 2 and result.orders_cancelled == 1
+
+
+def test_an_unknown_transport_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="transport"):
+        BinanceFuturesOrderManager("k" * 8, "s" * 8, base_url="http://127.0.0.1:1", transport="curl")
