@@ -17,7 +17,7 @@ from harness.core.errors import ConfigError
 from harness.core.manager import LiquidationManager
 from harness.core.outcome import LiquidationState
 from harness.exchanges.binance import BinanceFuturesOrderManager
-from harness.exchanges.sim import BinanceSimulator
+from harness.exchanges.sim import BinanceSimulator, SimBook
 
 TRANSPORTS = ("wire", "python-binance")
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
@@ -101,3 +101,51 @@ async def test_hedge_mode_and_algo_orders_on_the_whole_account(sim: BinanceSimul
 def test_an_unknown_transport_is_refused_by_name() -> None:
     with pytest.raises(ConfigError, match="transport"):
         BinanceFuturesOrderManager("k" * 8, "s" * 8, base_url="http://127.0.0.1:1", transport="curl")
+
+
+class TestColdClock:
+    """Without ``warm_up`` (the panic button's cold start) the first signed requests do not wait for
+    ``GET /fapi/v1/time``: they go at once, signed with the local clock, while the offset is measured;
+    a burst of -1021s from a skewed clock costs one resync, not one per request."""
+
+    @staticmethod
+    async def cold_liquidation(sim: BinanceSimulator, tmp_path: Path, **options: str):
+        async with BinanceFuturesOrderManager(sim.api_key, sim.api_secret, base_url=sim.base_url, **options) as om:
+            with AuditLogger(tmp_path / "cold.jsonl") as audit:
+                engine = LiquidationManager(LiquidationConfig(), om, audit, None)
+                return await engine.execute_emergency_liquidation("cold start")
+
+    async def test_a_synced_clock_costs_one_time_request_and_no_rejection(self, sim: BinanceSimulator,
+                                                                         tmp_path: Path) -> None:
+        seed(sim)
+        result = await self.cold_liquidation(sim, tmp_path)
+        assert result.state is LiquidationState.COMPLETED, result.errors
+        assert flat(sim)
+        assert len(sim.requests_to("v1/time")) == 1
+        assert len(sim.requests_to("v1/exchangeInfo")) == 1  # prefetched once, shared by both closes
+        assert not [r for r in sim.request_log if r.code == -1021]
+
+    async def test_a_clock_two_seconds_ahead_is_resynced_once_for_the_whole_burst(self, tmp_path: Path) -> None:
+        import time
+
+        book = SimBook(clock=lambda: time.time() - 2.0)  # the exchange is 2 s behind this machine
+        with BinanceSimulator(book) as sim:
+            seed(sim)
+            for symbol in ("LTCUSDT", "SOLUSDT", "ADAUSDT"):
+                sim.book.set_position(symbol, "1")
+            result = await self.cold_liquidation(sim, tmp_path)
+            assert result.state is LiquidationState.COMPLETED, result.errors
+            assert flat(sim)
+            rejected = [r for r in sim.request_log if r.code == -1021]
+            assert rejected, "the first signed requests should have been rejected: the skew exceeds 1 s"
+            assert len(sim.requests_to("v1/time")) == 1, "one resync for the whole burst of -1021s"
+
+    async def test_clock_sync_first_waits_for_the_offset_and_is_never_rejected(self, tmp_path: Path) -> None:
+        import time
+
+        with BinanceSimulator(SimBook(clock=lambda: time.time() - 2.0)) as sim:
+            seed(sim)
+            result = await self.cold_liquidation(sim, tmp_path, clock_sync="first")
+            assert result.state is LiquidationState.COMPLETED, result.errors
+            assert not [r for r in sim.request_log if r.code == -1021]
+            assert len(sim.requests_to("v1/time")) == 1

@@ -53,7 +53,7 @@ ZERO = Decimal("0")
 #: POST /fapi/v1/batchOrders carries at most 5 orders
 MAX_BATCH_ORDERS = 5
 #: how long ``OrderBatcher`` waits for more closes before sending a batch that is not full
-BATCH_LINGER_SECONDS = 0.004
+BATCH_LINGER_SECONDS = 0.008
 
 
 def _decimal(value: Any, name: str) -> Decimal:

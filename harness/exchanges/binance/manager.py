@@ -49,6 +49,11 @@ Speed (a liquidation should cost about three round trips at any account size):
   an engine run that looks for orders on the whole account costs no extra request.
 * ``warm_up()`` reads the clock offset, exchangeInfo and the position mode ahead of time (a bot
   calls it at start-up), so a liquidation spends no round trip on anything that can be cached.
+* a cold start (no ``warm_up``: the panic button) loses as little as it can: with
+  ``clock_sync="alongside"`` (the default) the first signed requests go at once, signed with the
+  local clock, while the offset is measured (a -1021 burst from a skewed clock costs one resync,
+  see ``BinanceSession``); ``clock_sync="first"`` waits for the offset instead. exchangeInfo is
+  read while the positions and open orders are read, not when the first close needs it.
 * ``batch_orders=True`` (opt-in) sends closes of different symbols placed at the same moment
   together as ``POST /fapi/v1/batchOrders``, five to a request, fewer singly (see
   ``close.OrderBatcher``): every item keeps its own client order id and every ambiguous item is
@@ -92,7 +97,13 @@ from harness.exchanges.binance.rules import (
     parse_position_rows,
     to_decimal,
 )
-from harness.exchanges.binance.session import DEFAULT_MAX_IN_FLIGHT, DEFAULT_TRANSPORT, TRANSPORTS, BinanceSession
+from harness.exchanges.binance.session import (
+    CLOCK_SYNC_MODES,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_TRANSPORT,
+    TRANSPORTS,
+    BinanceSession,
+)
 from harness.exchanges.target import PRODUCTION_ROOT_URL, Target, TargetKind, target_for_url
 
 
@@ -144,6 +155,7 @@ class BinanceFuturesOrderManager:
         batch_orders: bool = False,
         weight_limiter: RequestLimiter | None = None,
         transport: str = DEFAULT_TRANSPORT,
+        clock_sync: str = "alongside",
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ConfigError("api_key", "<missing>" if not api_key else "<not a string>", "a non-empty string")
@@ -157,6 +169,8 @@ class BinanceFuturesOrderManager:
             raise ConfigError("max_in_flight", max_in_flight, "an int from 1 to 4096 (requests in flight at once)")
         if transport not in TRANSPORTS:
             raise ConfigError("transport", transport, " or ".join(repr(t) for t in TRANSPORTS))
+        if clock_sync not in CLOCK_SYNC_MODES:
+            raise ConfigError("clock_sync", clock_sync, " or ".join(repr(m) for m in CLOCK_SYNC_MODES))
         self.target = _adapter_target(target, base_url)
         self.recv_window_ms = recv_window_ms
         self.request_timeout = float(request_timeout)
@@ -172,6 +186,7 @@ class BinanceFuturesOrderManager:
             # accounts on one exchange host share the per-IP weight budget; orders stay per account
             limiter=None if weight_limiter is None else AccountLimiter(weight_limiter),
             transport=transport,
+            clock_sync=clock_sync,
         )
         self._rules: ExchangeRules | None = self._given_rules(symbols_info)
         if self._rules is not None:
@@ -184,6 +199,7 @@ class BinanceFuturesOrderManager:
             raise ConfigError("batch_orders", batch_orders, "True or False")
         self._batcher = OrderBatcher(self._session) if batch_orders else None
         self._own_run_id = uuid.uuid4().hex  # client order ids outside an engine run
+        self._rules_prefetch: asyncio.Task[Any] | None = None
 
     @staticmethod
     def _given_rules(symbols_info: Mapping[str, Any] | None) -> ExchangeRules | None:
@@ -216,6 +232,9 @@ class BinanceFuturesOrderManager:
         snapshot, self._order_snapshot = self._order_snapshot, None
         if snapshot is not None and not snapshot[1].done():
             snapshot[1].cancel()
+        prefetch, self._rules_prefetch = self._rules_prefetch, None
+        if prefetch is not None and not prefetch.done():
+            prefetch.cancel()
         await self._session.aclose()
 
     async def warm_up(self, *, connections: int = 0) -> ExchangeRules:
@@ -262,6 +281,21 @@ class BinanceFuturesOrderManager:
                     self._rules = rules
         return self._rules
 
+    def _prefetch_rules(self) -> None:
+        """Without ``warm_up`` (a cold start: the panic button), read exchangeInfo while the positions
+        and open orders are read, so the first close does not wait a round trip for it. A failed
+        prefetch is only logged: the close reads it again and reports what fails then."""
+        if self._rules is None and (self._rules_prefetch is None or self._rules_prefetch.done()):
+            self._rules_prefetch = asyncio.ensure_future(self._read_rules_quietly())
+
+    async def _read_rules_quietly(self) -> None:
+        try:
+            await self.exchange_rules()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("exchangeInfo prefetch failed (%s): the first close reads it again", exc)
+
     async def symbol_rules(self, symbol: str) -> SymbolRules:
         rules = (await self.exchange_rules()).symbols.get(_symbol_arg(symbol))
         if rules is None:
@@ -305,6 +339,7 @@ class BinanceFuturesOrderManager:
         if isinstance(symbols, str) or not isinstance(symbols, (list, tuple, set, frozenset)):
             raise InvalidArgumentError(f"symbols={symbols!r}: expected a list of symbols ([] for all)")
         wanted = {_symbol_arg(s) for s in symbols}
+        self._prefetch_rules()
         mode, raw = await asyncio.gather(
             self.is_hedge_mode(),
             self._session.call("futures_position_information", idempotent=True),
@@ -373,6 +408,7 @@ class BinanceFuturesOrderManager:
         """Every symbol of the account with an open regular or algo order (``SupportsOrderSnapshot``):
         ``GET openOrders`` and ``GET openAlgoOrders`` without a symbol. Inside an engine run it is the
         run's one snapshot (the same the cancels count from); raises when either book is unreadable."""
+        self._prefetch_rules()
         return set(await asyncio.shield(self._snapshot_future()))
 
     def _snapshot_future(self) -> asyncio.Future[dict[str, tuple[int, int]]]:

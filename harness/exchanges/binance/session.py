@@ -70,6 +70,12 @@ DEFAULT_MAX_IN_FLIGHT = 512
 KEEPALIVE_SECONDS = 60.0
 #: python-binance methods that take no parameters (so no per-call requests_params either)
 _NO_PARAM_METHODS = frozenset({"futures_time", "futures_exchange_info", "futures_ping"})
+#: methods that carry no timestamp: they never wait for the clock offset
+_UNSIGNED_METHODS = frozenset({"futures_time", "futures_exchange_info", "futures_ping"})
+#: when the clock offset is measured before the first signed request: "first" (wait for it) or
+#: "alongside" (sign with the local clock at once, measure the offset at the same time; a -1021
+#: then resyncs once and resends). ``warm_up`` always measures it first.
+CLOCK_SYNC_MODES = ("first", "alongside")
 #: how async requests are sent: "wire" (``harness.exchanges.binance.wire``, python-binance's
 #: AsyncClient for methods it does not serve) or "python-binance" (every request through AsyncClient)
 TRANSPORTS = ("wire", "python-binance")
@@ -156,10 +162,16 @@ class BinanceSession:
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         limiter: RequestLimiter | None = None,
         transport: str = DEFAULT_TRANSPORT,
+        clock_sync: str = "alongside",
     ) -> None:
         if transport not in TRANSPORTS:
             raise ValueError(f"transport={transport!r}: expected one of {', '.join(TRANSPORTS)}")
+        if clock_sync not in CLOCK_SYNC_MODES:
+            raise ValueError(f"clock_sync={clock_sync!r}: expected one of {', '.join(CLOCK_SYNC_MODES)}")
         self.transport = transport
+        self.clock_sync = clock_sync
+        self._clock_epoch = 0  # bumped by every offset measurement
+        self._clock_task: asyncio.Task[None] | None = None
         self.api_key = api_key
         self._secret = _Secret(api_secret)
         self.futures_url = futures_url
@@ -232,6 +244,9 @@ class BinanceSession:
     async def aclose(self) -> None:
         client, self._async = self._async, None
         wire, self._wire = self._wire, None
+        clock, self._clock_task = self._clock_task, None
+        if clock is not None and not clock.done():
+            clock.cancel()
         if self._async_loop is asyncio.get_running_loop():
             if wire is not None:
                 await wire.close()
@@ -332,6 +347,7 @@ class BinanceSession:
             raise RetryableExchangeError(f"futures_time: unexpected reply {reply!r:.100}") from None
         local_ms = (sent + received) / 2 * 1000
         self.offset_ms = int(server_time_ms - local_ms)
+        self._clock_epoch += 1
         for client in (self._async, self._sync, self._wire):
             if client is not None:
                 client.timestamp_offset = self.offset_ms
@@ -372,22 +388,51 @@ class BinanceSession:
         self._set_offset(reply, sent, time.time())
 
     async def ensure_clock(self) -> None:
+        """Measure the clock offset now unless it is known (``warm_up`` and ``clock_sync="first"``)."""
         if self.offset_ms is None:
             async with self.lock("clock"):
                 if self.offset_ms is None:
                     await self.sync_clock()
 
+    def _clock_alongside(self) -> None:
+        """``clock_sync="alongside"``: the first signed requests go at once, signed with the local
+        clock (the offset on a machine kept by NTP is a few ms of a 5 s recvWindow), while the
+        offset is measured; a -1021 meanwhile resyncs and resends once (``_resync``)."""
+        task = self._clock_task
+        if self.offset_ms is None and (task is None or task.done()):
+            self._clock_task = asyncio.ensure_future(self._measure_quietly())
+
+    async def _measure_quietly(self) -> None:
+        try:
+            await self.ensure_clock()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the requests themselves report trouble; a -1021 resyncs again
+            log.warning("clock offset not measured: %s", exc)
+
+    async def _resync(self, signed_at_epoch: int) -> None:
+        """After a -1021: measure the offset again, once for every request that was signed with the
+        same offset (a burst of -1021s costs one GET /fapi/v1/time, not one each)."""
+        async with self.lock("clock"):
+            if self._clock_epoch == signed_at_epoch:
+                await self.sync_clock()
+
     async def call(
         self, method: str, *, symbol: str | None = None, idempotent: bool, _clock_call: bool = False, **params: Any
     ) -> Any:
         """``await AsyncClient.<method>(**params)`` under the request policy (module docstring)."""
-        if not _clock_call:
-            await self.ensure_clock()
+        if not _clock_call and method not in _UNSIGNED_METHODS:
+            if self.clock_sync == "first":
+                await self.ensure_clock()
+            else:
+                self.async_client()
+                self._clock_alongside()
         if symbol is not None:
             params["symbol"] = symbol
         resynced = waited = False
         while True:
             client = self.async_client()
+            epoch = self._clock_epoch
             try:
                 return await self._send(client, method, symbol, dict(params), idempotent)
             except asyncio.CancelledError:
@@ -399,7 +444,7 @@ class BinanceSession:
             step, wait = self._recovery(failure, method, symbol, resynced=resynced, waited=waited, clock_call=_clock_call)
             if step == "resync":
                 resynced = True
-                await self.sync_clock()
+                await self._resync(epoch)
                 continue
             if step == "wait":
                 waited = True
