@@ -49,7 +49,10 @@ def _serve(connection: Any, count: int, symbols: int, rtt: float) -> None:
             seed_account(sim.book, specs)
             sims.append(sim)
         connection.send([{"base_url": s.base_url, "api_key": s.api_key, "api_secret": s.api_secret} for s in sims])
-        while connection.recv() == "measure":
+        while (asked := connection.recv()) != "quit":
+            if asked == "cpu":  # this process's CPU seconds so far (the exchanges' own, in subprocess mode)
+                connection.send(time.process_time())
+                continue
             connection.send([not s.book.positions() and not s.book.open_orders() and not s.book.open_algo_orders()
                              for s in sims])
 
@@ -67,27 +70,30 @@ def exchanges(count: int, symbols: int, rtt: float, mode: str) -> Iterator[tuple
     try:
         opened = here.recv()
 
-        def flat() -> list[bool]:
-            here.send("measure")
+        def ask(what: str) -> Any:
+            here.send(what)
             return here.recv()
 
-        yield opened, flat
+        yield opened, ask
     finally:
         here.send("quit")
         thread.join(30)
 
 
-def flatten(count: int, rtt: float, symbols: int, timeout: float, mode: str) -> tuple[float, int, float]:
-    """(wall seconds, accounts flat, slowest account's seconds) for ``count`` accounts flattened together."""
-    with exchanges(count, symbols, rtt, mode) as (opened, flat), tempfile.TemporaryDirectory() as logs:
+def flatten(count: int, rtt: float, symbols: int, timeout: float, mode: str) -> tuple[float, int, float, float, float]:
+    """(wall seconds, accounts flat, slowest account's seconds, the fleet's CPU seconds, the exchanges'
+    CPU seconds; in-process mode: both in the first) for ``count`` accounts flattened together."""
+    with exchanges(count, symbols, rtt, mode) as (opened, ask), tempfile.TemporaryDirectory() as logs:
         accounts = [Account(f"acct{i:02d}", target_for_url(o["base_url"]), "K", "S", o["api_key"], o["api_secret"])
                     for i, o in enumerate(opened)]
         fleet = Fleet(accounts, LiquidationConfig(timeout_seconds=timeout), Path(logs), "benchmark",
                       per_account_dirs=True)
-        started = time.perf_counter()
+        exchange_cpu = ask("cpu") if mode != "in-process" else 0.0
+        cpu, started = time.process_time(), time.perf_counter()
         runs = asyncio.run(fleet.run())
-        wall = time.perf_counter() - started
-        return wall, sum(flat()), max(r.duration for r in runs)
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        exchange_cpu = ask("cpu") - exchange_cpu if mode != "in-process" else 0.0
+        return wall, sum(ask("measure")), max(r.duration for r in runs), cpu, exchange_cpu
 
 
 def main() -> None:
@@ -103,11 +109,13 @@ def main() -> None:
     logging.disable(logging.WARNING)
     for count in (1, args.accounts):
         results = [flatten(count, args.rtt, args.symbols, args.timeout, args.exchanges) for _ in range(args.runs)]
-        walls = [wall for wall, _, _ in results]
-        flat = min(f for _, f, _ in results)
+        walls = [r[0] for r in results]
+        flat = min(r[1] for r in results)
         print(f"{count:>3} account(s), {args.symbols} symbols each, RTT {args.rtt * 1000:.0f} ms: "
               f"median {statistics.median(walls):.3f} s (min {min(walls):.3f}, max {max(walls):.3f}); "
-              f"slowest account {max(s for _, _, s in results):.3f} s; flat {flat}/{count} in every run")
+              f"slowest account {max(r[2] for r in results):.3f} s; flat {flat}/{count} in every run; CPU median: "
+              f"fleet {statistics.median(r[3] for r in results):.3f} s, exchanges "
+              f"{statistics.median(r[4] for r in results):.3f} s ({args.exchanges})")
 
 
 if __name__ == "__main__":
