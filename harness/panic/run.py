@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 #: what an account may take beyond its deadline: the engine's unwind, the audit, closing the adapter
 GRACE_SECONDS = 0.4
 CLOSE_SECONDS = 0.2
+#: connections opened while the first reads are in flight: two cancels per symbol of a scope, else a
+#: guess at a whole account's burst (more are opened as needed)
+PREWARM_PER_SYMBOL = 2
+PREWARM_WHOLE_ACCOUNT = 16
 #: the audit event that says who pressed the button, why, and how it was confirmed
 REQUESTED_EVENT = "LIQUIDATE_REQUESTED"
 
@@ -215,6 +219,8 @@ class Fleet:
             })
             engine = LiquidationManager(self.config, manager, _ProgressAudit(audit, run, self.changed),
                                         list(account.symbols) or None)
+            manager.prewarm_connections(PREWARM_PER_SYMBOL * len(account.symbols) if account.symbols
+                                        else PREWARM_WHOLE_ACCOUNT)
             run.result = await engine.execute_emergency_liquidation(self.reason)
             run.orders_cancelled = run.result.orders_cancelled
             run.positions_closed = run.result.positions_closed

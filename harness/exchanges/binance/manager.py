@@ -261,6 +261,15 @@ class BinanceFuturesOrderManager:
             raise next((f for f in failures if getattr(f, "code", None) in _AUTH_CODES), failures[0])
         return rules
 
+    def prewarm_connections(self, connections: int) -> int:
+        """Start opening up to ``connections`` pooled connections now, without a request (TCP and TLS
+        handshakes cost round trips of their own on a real exchange): a cold start calls this before
+        its first reads so the burst of cancels and closes that follows finds them open. Returns how
+        many it started (0 with ``transport="python-binance"``, whose pool opens only with requests)."""
+        if isinstance(connections, bool) or not isinstance(connections, int) or connections < 0:
+            raise InvalidArgumentError(f"connections={connections!r}: expected an int >= 0")
+        return self._session.prewarm(connections)
+
     def request_stats(self) -> dict[str, float]:
         """The rate limiter's counters: requests, weight, orders, queueing, peak in flight, the highest
         usage Binance reported (``max_weight_seen``, ``max_orders_10s_seen``...) and 429/418 seen."""

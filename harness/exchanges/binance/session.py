@@ -224,6 +224,12 @@ class BinanceSession:
                 self._wire.timestamp_offset = self.offset_ms or 0
         return self._async
 
+    def prewarm(self, connections: int) -> int:
+        """Open up to ``connections`` keep-alive connections in the background (the wire transport;
+        python-binance's pool opens them only with requests): how many it started."""
+        self.async_client()
+        return self._wire.prewarm(connections) if self._wire is not None else 0
+
     def lock(self, name: str) -> asyncio.Lock:
         """A lock named ``name`` for the current event loop (new loop, new locks)."""
         self.async_client()

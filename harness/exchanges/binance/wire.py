@@ -330,6 +330,7 @@ class WireClient:
         self._all: set[_Connection] = set()
         self._ssl: ssl.SSLContext | None = ssl.create_default_context() if parts.scheme == "https" else None
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
+        self._warming: set[asyncio.Task[None]] = set()
 
     @staticmethod
     def supports(method: str, params: Mapping[str, Any]) -> bool:
@@ -393,6 +394,47 @@ class WireClient:
             raise BinanceRequestException(f"Invalid Response: {response.text[:200]}") from None
 
     # -- the pool ------------------------------------------------------------------------------
+    def prewarm(self, connections: int) -> int:
+        """Open up to ``connections`` pooled connections in the background (TCP and TLS handshakes
+        only, no request), so a burst that follows finds them open; returns how many it started.
+        A connection that fails to open is simply not pooled: the request that needs one opens it."""
+        wanted = min(connections, self.max_connections) - self._open
+        for _ in range(max(0, wanted)):
+            self._open += 1  # reserved now, so a second prewarm or a request counts it
+            task = asyncio.ensure_future(self._open_idle())
+            self._warming.add(task)
+            task.add_done_callback(self._warming.discard)
+        return max(0, wanted)
+
+    async def _open_idle(self) -> None:
+        try:
+            connection = await self._connect(reserved=True)
+        except (WireConnectError, asyncio.CancelledError):
+            return
+        connection.idle_since = time.monotonic()
+        self._idle.appendleft(connection)  # behind the recently used ones, which are known to work
+        self._wake()
+
+    async def _connect(self, *, reserved: bool = False) -> _Connection:
+        """A new connection counted against ``max_connections`` (the caller made sure one is free, or
+        ``reserved`` it already)."""
+        if not reserved:
+            self._open += 1
+        try:
+            loop = asyncio.get_running_loop()
+            try:
+                _, connection = await loop.create_connection(
+                    _Connection, self.host, self.port, ssl=self._ssl,
+                    server_hostname=self.host if self._ssl is not None else None)
+            except (OSError, ssl.SSLError) as exc:
+                raise WireConnectError(f"could not connect to {self.scheme}://{self.host}:{self.port}: {exc}") from None
+        except BaseException:
+            self._open -= 1
+            self._wake()
+            raise
+        self._all.add(connection)
+        return connection
+
     async def _acquire(self) -> _Connection:
         now = time.monotonic()
         while self._idle:
@@ -416,21 +458,7 @@ class WireClient:
                     connection.reused = True
                     return connection
                 self._discard(connection)
-        self._open += 1
-        try:
-            loop = asyncio.get_running_loop()
-            try:
-                _, connection = await loop.create_connection(
-                    _Connection, self.host, self.port, ssl=self._ssl,
-                    server_hostname=self.host if self._ssl is not None else None)
-            except (OSError, ssl.SSLError) as exc:
-                raise WireConnectError(f"could not connect to {self.scheme}://{self.host}:{self.port}: {exc}") from None
-        except BaseException:
-            self._open -= 1
-            self._wake()
-            raise
-        self._all.add(connection)
-        return connection
+        return await self._connect()
 
     def _release(self, connection: _Connection, *, reusable: bool) -> None:
         if reusable and connection.ready:
@@ -460,9 +488,12 @@ class WireClient:
 
     async def close(self) -> None:
         """Close every connection (idle or busy)."""
+        for task in list(self._warming):
+            task.cancel()
         for connection in list(self._all):
             self._discard(connection)
         self._idle.clear()
+        self._open = 0  # prewarm slots whose tasks were cancelled before they ran
         await asyncio.sleep(0)  # let the transports run their close callbacks
 
 

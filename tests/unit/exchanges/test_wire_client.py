@@ -315,3 +315,17 @@ async def test_max_connections_bounds_the_pool() -> None:
         finally:
             await wire.close()
     assert peak == 3 and server.connections == 3
+
+
+async def test_prewarmed_connections_carry_the_burst_that_follows() -> None:
+    async with ScriptedServer(ok_json({})) as server:
+        wire = client(server.url, max_connections=8)
+        try:
+            assert wire.prewarm(4) == 4
+            assert wire.prewarm(4) == 0, "already opening 4: nothing more to start"
+            await asyncio.gather(*list(wire._warming))
+            assert server.connections == 4 and server.requests == []  # handshakes only, no request
+            assert await asyncio.gather(*(wire.call("futures_ping", {}, idempotent=True) for _ in range(4))) == [{}] * 4
+        finally:
+            await wire.close()
+    assert server.connections == 4, "the burst must use the prewarmed connections, not open new ones"
