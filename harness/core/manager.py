@@ -282,7 +282,10 @@ class LiquidationManager:
             return
         if await asyncio.shield(positions) is None:
             return
-        await asyncio.gather(*(self._close(run, p) for p in outcome.positions))
+        if len(outcome.positions) == 1:  # one side to close (the usual case): no extra task
+            await self._close(run, outcome.positions[0])
+        else:
+            await asyncio.gather(*(self._close(run, p) for p in outcome.positions))
 
     async def _fetch_positions(self, run: _Run) -> list[PositionEntry] | None:
         """ONE account-wide positions read; every nonzero readable entry (in scope or not), or None."""

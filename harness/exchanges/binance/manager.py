@@ -511,6 +511,8 @@ def _count_orders(reply: Any) -> int:
 
 async def _all_or_raise(*calls: Awaitable[Any]) -> list[Any]:
     """Await ``calls`` together; every one finishes, then the first failure (if any) is raised."""
+    if len(calls) == 1:  # no task for a lone call (most symbols have one book to cancel)
+        return [await calls[0]]
     outcomes = await asyncio.gather(*calls, return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
