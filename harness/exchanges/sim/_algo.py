@@ -6,6 +6,7 @@ Private helper of ``SimBook``; every method runs with the book's lock held.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,9 @@ class AlgoDesk:
     def __init__(self, book: SimBook) -> None:
         self._book = book
         self._orders: dict[int, AlgoOrder] = {}
+        #: the same orders by symbol, oldest first (a cancel-all per symbol at 200 symbols would
+        #: otherwise scan every symbol's orders each time)
+        self._by_symbol: dict[str, list[AlgoOrder]] = {}
         self._next_id = _FIRST_ALGO_ID
 
     def place(
@@ -103,6 +107,7 @@ class AlgoDesk:
         )
         self._next_id += 1
         self._orders[order.algo_id] = order
+        self._by_symbol.setdefault(symbol, []).append(order)
         if book.observed:
             book.notify("algo", order)
         return order.copy()
@@ -131,20 +136,24 @@ class AlgoDesk:
         return order.copy()
 
     def cancel_all(self, symbol: str) -> int:
-        orders = [o for o in self._orders.values() if o.symbol == symbol and o.is_open]
+        orders = [o for o in self._by_symbol.get(symbol, ()) if o.is_open]
         for order in orders:
             self._set_status(order, "CANCELED")
         return len(orders)
 
     def all_orders(self, symbol: str | None) -> list[AlgoOrder]:
-        return [o.copy() for o in self._orders.values() if symbol in (None, o.symbol)]
+        return [o.copy() for o in self._of(symbol)]
 
     def open_orders(self, symbol: str | None) -> list[AlgoOrder]:
-        return [o.copy() for o in self._orders.values() if o.is_open and symbol in (None, o.symbol)]
+        return [o.copy() for o in self._of(symbol) if o.is_open]
+
+    def _of(self, symbol: str | None) -> Iterable[AlgoOrder]:
+        """Every algo order (``symbol=None``) or the symbol's, oldest first."""
+        return self._orders.values() if symbol is None else self._by_symbol.get(symbol, ())
 
     def trigger(self, symbol: str, mark: Decimal) -> None:
         """Fire the symbol's open conditional orders the new mark price crosses (trailing stops rest)."""
-        for algo in [o for o in self._orders.values() if o.symbol == symbol and o.is_open]:
+        for algo in [o for o in self._by_symbol.get(symbol, ()) if o.is_open]:
             if algo.order_type == "TRAILING_STOP_MARKET" or not _triggered(
                 algo.order_type, algo.side, algo.trigger_price, mark
             ):

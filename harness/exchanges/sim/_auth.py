@@ -24,12 +24,16 @@ def signature_payloads(raw_query: str, raw_body: str) -> list[str]:
 def signature_valid(secret: str, signature: str, raw_query: str, raw_body: str) -> bool:
     """True when ``signature`` is the hex HMAC-SHA256 of one of the accepted payloads."""
     key = secret.encode("utf-8")
+    return any(signature_matches(key, signature, payload) for payload in signature_payloads(raw_query, raw_body))
+
+
+def signature_matches(key: bytes, signature: str, payload: str) -> bool:
+    """True when ``signature`` is the hex HMAC-SHA256 of ``payload`` under ``key`` (the secret's UTF-8);
+    for a caller that already holds the payload without its ``signature`` parts (the HTTP face
+    builds it while it parses the parameters)."""
     given = signature.strip().lower().encode("ascii", "replace")
-    for payload in signature_payloads(raw_query, raw_body):
-        expected = hmac.new(key, payload.encode("utf-8"), hashlib.sha256).hexdigest().encode("ascii")
-        if hmac.compare_digest(expected, given):
-            return True
-    return False
+    expected = hmac.digest(key, payload.encode("utf-8"), "sha256").hex().encode("ascii")
+    return hmac.compare_digest(expected, given)
 
 
 def sign(secret: str, payload: str) -> str:

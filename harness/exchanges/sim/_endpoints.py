@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -25,11 +26,11 @@ class Endpoint:
     #: USER_STREAM security: API key required, no signature
     key_only: bool = False
 
-    @property
+    @cached_property
     def name(self) -> str:
         return f"{self.method} /fapi/{self.path}"
 
-    @property
+    @cached_property  # built once: every request's fault matching reads it
     def names(self) -> tuple[str, ...]:
         """Exact name first, then the path and the category."""
         return (self.name, f"/fapi/{self.path}", self.category)

@@ -43,15 +43,34 @@ def is_multiple(value: Decimal, step: Decimal) -> bool:
     return value % step == 0
 
 
+#: ``format`` specs and decimal counts by step: a symbol has two steps, a response formats several
+#: numbers with them, and the lookup is several times cheaper than normalising the step each time
+#: (equal Decimals such as 0.01 and 0.010 share an entry, and they have the same answer)
+_SPEC_BY_STEP: dict[Decimal, str] = {}
+_DECIMALS: dict[Decimal, int] = {}
+_CACHE_MAX = 4096  # prices are checked with decimals_of too: bound what arbitrary requests can add
+
+
 def fmt(value: Decimal, step: Decimal | None = None) -> str:
     """Binance-style plain decimal string; with ``step``, shown with the step's number of decimals."""
     if step is not None:
-        return f"{value:.{decimals_of(step)}f}"
+        spec = _SPEC_BY_STEP.get(step)
+        if spec is None:
+            spec = f".{decimals_of(step)}f"
+            if len(_SPEC_BY_STEP) < _CACHE_MAX:
+                _SPEC_BY_STEP[step] = spec
+        return format(value, spec)
     text = format(value.normalize(), "f")
     return text if text != "-0" else "0"
 
 
 def decimals_of(step: Decimal) -> int:
     """Number of decimal places a step allows (``0.001`` -> 3, ``1`` -> 0)."""
+    cached = _DECIMALS.get(step)
+    if cached is not None:
+        return cached
     exponent = step.normalize().as_tuple().exponent
-    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    if len(_DECIMALS) < _CACHE_MAX:
+        _DECIMALS[step] = decimals
+    return decimals

@@ -69,8 +69,9 @@ class _Window:
         self.total = 0
 
     def expire(self, now: float) -> None:
-        while self._events and self._events[0][0] <= now - self.span:
-            self.total -= self._events.popleft()[1]
+        events, cutoff = self._events, now - self.span
+        while events and events[0][0] <= cutoff:
+            self.total -= events.popleft()[1]
 
     def add(self, now: float, amount: int) -> None:
         if amount:
@@ -111,8 +112,9 @@ class RateLimiter:
         orders_10s, orders_1m = orders if isinstance(orders, tuple) else (orders, orders)
         with self._lock:
             now = self._clock()
-            for window in (self._weight, self._orders_10s, self._orders_1m):
-                window.expire(now)
+            self._weight.expire(now)
+            self._orders_10s.expire(now)
+            self._orders_1m.expire(now)
             if now < self._banned_until:
                 self.rejected_418 += 1
                 raise RateLimitExceeded(418, -1003, "Way too much request weight used; IP banned until "
@@ -152,11 +154,11 @@ class RateLimiter:
         return None
 
     def _headers(self, with_orders: bool = False) -> dict[str, str]:
-        headers = {"X-MBX-USED-WEIGHT-1M": str(self._weight.total)}
         if with_orders:
-            headers["X-MBX-ORDER-COUNT-10S"] = str(self._orders_10s.total)
-            headers["X-MBX-ORDER-COUNT-1M"] = str(self._orders_1m.total)
-        return headers
+            return {"X-MBX-USED-WEIGHT-1M": str(self._weight.total),
+                    "X-MBX-ORDER-COUNT-10S": str(self._orders_10s.total),
+                    "X-MBX-ORDER-COUNT-1M": str(self._orders_1m.total)}
+        return {"X-MBX-USED-WEIGHT-1M": str(self._weight.total)}
 
 
 class RateLimitExceeded(SimBookError):

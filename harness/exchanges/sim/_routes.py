@@ -306,8 +306,11 @@ HANDLERS: dict[tuple[str, str], Handler] = {
 
 def request_symbols(params: dict[str, str]) -> list[str]:
     """The symbol(s) a request concerns, for fault matching (batch items included)."""
-    symbols = [params["symbol"]] if params.get("symbol") else []
+    symbol = params.get("symbol")
     raw = params.get("batchOrders")
+    if not raw:  # every request but a batch: nothing to parse
+        return [symbol] if symbol else []
+    symbols = [symbol] if symbol else []
     if raw:
         try:
             items = json.loads(raw)

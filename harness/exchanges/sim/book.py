@@ -101,7 +101,8 @@ class SimBook:
 
         Kinds: ``"order"`` (an ``Order`` and its execution type: NEW, CANCELED, EXPIRED, AMENDMENT),
         ``"trade"`` (the ``Order`` after a fill and the ``Fill``), ``"algo"`` (an ``AlgoOrder`` whose
-        status changed) and ``"mark"`` (a symbol whose mark price moved). The objects are the book's
+        status changed), ``"mark"`` (a symbol whose mark price moved) and ``"countdown"`` (a symbol whose
+        dead-man's switch was armed or disarmed; what runs the switches wakes on it). The objects are the book's
         own: read them at once, never keep or change them, and never block.
         """
         with self._lock:
@@ -542,6 +543,8 @@ class SimBook:
                 self._countdowns.pop(symbol, None)
             else:
                 self._countdowns[symbol] = self.now_ms() + int(countdown_ms)
+            if self._observers:
+                self.notify("countdown", symbol)
 
     def next_countdown_deadline(self) -> int | None:
         with self._lock:

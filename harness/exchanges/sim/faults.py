@@ -49,6 +49,8 @@ KINDS: tuple[str, ...] = (
 )
 HTTP_ONLY_KINDS = frozenset({"malformed_body", "html_body", "connection_reset"})
 OUTCOME_KINDS = frozenset({"error", "unknown_status_executed", "lock_symbol"}) | HTTP_ONLY_KINDS
+#: kinds that only ever apply to a new order
+_NEW_ORDER_KINDS = frozenset({"lock_symbol", "partial_fill", "unknown_status_executed"})
 HANG_MAX_SECONDS = 30.0
 SERVICE_UNAVAILABLE = "Service Unavailable."
 UNKNOWN_ERROR = "Unknown error, please check your request or try again later."
@@ -298,16 +300,30 @@ class FaultPlan:
 
         ``names``: what the call answers to, its exact name first; ``symbols``: the call's symbol(s).
         """
-        name_set = frozenset(names)
+        decision = FaultDecision()
+        if not self._rules:  # no plan: nothing to match (a rule added meanwhile applies from the next call)
+            return decision
         symbol_list = [symbols] if isinstance(symbols, str) else list(symbols or ())
-        symbol_set = frozenset(symbol_list)
+        symbol_set: frozenset[str] | None = None  # built when a rule names a symbol
         call = names[0] if names else "?"
         call_symbol = symbol_list[0] if len(symbol_list) == 1 else None
-        decision = FaultDecision()
         with self._lock:
             for entry in self._rules:
                 rule, count = entry
-                if not self._applies(rule, name_set, symbol_set, http, decision):
+                # the rule's own conditions (inline: the HTTP face draws once per request), then
+                # whether the decision still has room for its kind
+                kind = rule.kind
+                if (kind in HTTP_ONLY_KINDS and not http) or (rule.endpoint is not None
+                                                              and rule.endpoint not in names):
+                    continue
+                if kind in _NEW_ORDER_KINDS and "new_order" not in names:
+                    continue
+                if rule.symbol is not None:
+                    if symbol_set is None:
+                        symbol_set = frozenset(symbol_list)
+                    if rule.symbol not in symbol_set:
+                        continue
+                if not self._free_for(kind, decision):
                     continue
                 if rule.times is not None and count >= rule.times:
                     continue
@@ -316,32 +332,26 @@ class FaultPlan:
                 entry[1] = count + 1
                 self._history.append(FiredFault(rule, call, rule.symbol or call_symbol, time.monotonic()))
                 decision.fired.append(rule)
-                if rule.kind == "latency":
+                if kind == "latency":
                     decision.latency += rule.seconds or 0.0
-                elif rule.kind == "hang":
+                elif kind == "hang":
                     decision.hang = rule
-                elif rule.kind == "partial_fill":
+                elif kind == "partial_fill":
                     decision.fill_ratio = rule.ratio
                 else:
                     decision.outcome = rule
         return decision
 
     @staticmethod
-    def _applies(rule: FaultRule, names: frozenset[str], symbols: frozenset[str], http: bool,
-                 decision: FaultDecision) -> bool:
-        if rule.kind in HTTP_ONLY_KINDS and not http:
-            return False
-        if rule.endpoint is not None and rule.endpoint not in names:
-            return False
-        if rule.kind in ("lock_symbol", "partial_fill", "unknown_status_executed") and "new_order" not in names:
-            return False
-        if rule.symbol is not None and rule.symbol not in symbols:
-            return False
-        if rule.kind in OUTCOME_KINDS and decision.outcome is not None:
-            return False
-        if rule.kind == "hang" and decision.hang is not None:
-            return False
-        return not (rule.kind == "partial_fill" and decision.fill_ratio is not None)
+    def _free_for(kind: str, decision: FaultDecision) -> bool:
+        """False when an earlier rule already took this kind's slot (one outcome, hang, fill ratio)."""
+        if kind == "latency":
+            return True
+        if kind in OUTCOME_KINDS:
+            return decision.outcome is None
+        if kind == "hang":
+            return decision.hang is None
+        return not (kind == "partial_fill" and decision.fill_ratio is not None)
 
     # ------------------------------------------------------------ hangs
     def wait_hang(self, rule: FaultRule) -> bool:

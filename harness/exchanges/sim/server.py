@@ -95,6 +95,7 @@ class BinanceSimulator(LoopThreadServer):
         self._runner: web.AppRunner | None = None
         self._init_loop_thread()
         self._countdown_cond = threading.Condition()
+        self._countdown_observer: Callable[[str, Any], None] | None = None
         self._countdowns_fired: list[tuple[str, int]] = []
 
     def __repr__(self) -> str:  # never shows the credentials
@@ -154,24 +155,47 @@ class BinanceSimulator(LoopThreadServer):
         await site.start()
         self._runner = runner
         self._port = int(runner.addresses[0][1])
-        asyncio.get_running_loop().create_task(self._countdown_ticker())
+        loop = asyncio.get_running_loop()
+        self._countdown_armed = asyncio.Event()
+        self._countdown_observer = self._on_book_event(loop, self._countdown_armed)
+        self.book.add_observer(self._countdown_observer)
+        loop.create_task(self._countdown_ticker(self._countdown_armed))
         self.streams.start()
 
     async def _shutdown(self) -> None:
+        if self._countdown_observer is not None:
+            self.book.remove_observer(self._countdown_observer)
+            self._countdown_observer = None
         if self._runner is not None:
             self.faults.release_hangs()
             await self._runner.cleanup()
             self._runner = None
 
-    async def _countdown_ticker(self) -> None:
-        """Fire dead-man's switches when they run out (the book itself does no I/O or timing)."""
+    @staticmethod
+    def _on_book_event(loop: asyncio.AbstractEventLoop, armed: asyncio.Event) -> Callable[[str, Any], None]:
+        """A book observer that wakes the countdown ticker when a switch is armed (from any thread)."""
+        def observe(kind: str, data: Any) -> None:
+            if kind == "countdown" and not loop.is_closed():
+                loop.call_soon_threadsafe(armed.set)
+        return observe
+
+    async def _countdown_ticker(self, armed: asyncio.Event) -> None:
+        """Fire dead-man's switches when they run out (the book itself does no I/O or timing).
+
+        Every ``COUNTDOWN_TICK_SECONDS`` while a switch is armed; with none armed it sleeps until one
+        is (a server with no switch does not wake a hundred times a second for nothing)."""
+        book = self.book
         while True:
-            fired = self.book.run_due_countdowns()
+            armed.clear()  # before reading the book: an arm from now on sets it again
+            fired = book.run_due_countdowns()
             if fired:
                 with self._countdown_cond:
                     self._countdowns_fired.extend(fired.items())
                     self._countdown_cond.notify_all()
-            await asyncio.sleep(COUNTDOWN_TICK_SECONDS)
+            if book.next_countdown_deadline() is None:
+                await armed.wait()
+            else:
+                await asyncio.sleep(COUNTDOWN_TICK_SECONDS)
 
     def wait_for_user_stream(self, count: int = 1, timeout: float = 5.0) -> bool:
         """Block until ``count`` WebSocket connections listen to the user data stream (a bot that
