@@ -274,6 +274,8 @@ class TestAdapterAgainstSimulator:
         sim.book.set_position("LTCUSDT", "1.5")
         inject(sim.faults)  # type: ignore[operator]
         result = await adapter.execute_market_close("LTCUSDT", "SELL", Decimal("1.5"))
+        # a hung request is logged when the server sees its client gone, which may be after the resend
+        assert await asyncio.to_thread(sim.wait_for_requests, "v1/order", 2, "POST"), sim.requests_to("v1/order")
         posts = order_posts(sim, "LTCUSDT")
         queries = [r.params["origClientOrderId"] for r in sim.requests_to("v1/order", "GET")]
         assert len(posts) == 2 and posts[0]["newClientOrderId"] == posts[1]["newClientOrderId"] == queries[0]

@@ -91,6 +91,7 @@ class BinanceSimulator(LoopThreadServer):
         self.streams = StreamHub(self.book, self.listen_keys, legacy_paths=stream_legacy_paths)
         self._requested_port = port
         self._log_lock = threading.Lock()
+        self._logged = threading.Condition(self._log_lock)
         self._requests: list[RequestRecord] = []
         self._runner: web.AppRunner | None = None
         self._init_loop_thread()
@@ -248,6 +249,16 @@ class BinanceSimulator(LoopThreadServer):
         """Logged requests whose path ends with ``path`` (e.g. ``"v1/order"``), of ``method`` if given."""
         return [r for r in self.request_log if r.path.endswith(path) and method in (None, r.method)]
 
+    def wait_for_requests(self, path: str, count: int, method: str | None = None, timeout: float = 5.0) -> bool:
+        """Block until at least ``count`` requests to ``path`` are logged; False on ``timeout``. A
+        request is logged when it is answered, or when its client went away while it hung (which the
+        server learns a moment after the client has moved on). From async code: ``asyncio.to_thread``."""
+        def enough() -> bool:
+            return sum(1 for r in self._requests if r.path.endswith(path) and method in (None, r.method)) >= count
+
+        with self._logged:
+            return self._logged.wait_for(enough, timeout)
+
     @property
     def fill_log(self) -> list[Fill]:
         return self.book.fill_log
@@ -263,5 +274,6 @@ class BinanceSimulator(LoopThreadServer):
         return self._limiter.rejected_418
 
     def _record(self, record: RequestRecord) -> None:
-        with self._log_lock:
+        with self._logged:
             self._requests.append(record)
+            self._logged.notify_all()
