@@ -49,6 +49,8 @@ class Settings:
     profile: bool = True
     quick: bool = False
     batch_orders: bool = False  # the adapter's default
+    #: the adapter's async transport ("wire", the default, or "python-binance")
+    transport: str = "wire"
     #: the ccxt peer in the same run (skipped when ccxt is not installed)
     peer: bool = True
     #: the bot's event loop: asyncio (measured the cheaper for this bot, issue 13), uvloop, or auto (uvloop
@@ -70,6 +72,7 @@ def run_benchmark(settings: Settings, echo: Callable[[str], None] = print) -> di
     """Measure every (N, RTT) for the engine, the peer and the baseline, the profile and memory; the report dict."""
     results: list[dict[str, Any]] = []
     ADAPTER_OPTIONS["batch_orders"] = settings.batch_orders
+    ADAPTER_OPTIONS["transport"] = settings.transport
     bot_loop = event_loop_kind(settings.loop)
     peer = settings.peer and ccxt_available()
     report: dict[str, Any] = {"settings": {**settings.__dict__, "floor_rtts": FLOOR_RTTS}, "results": results,

@@ -58,10 +58,13 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
                    "process uses uvloop whenever it is installed.")
 @click.option("--batch-orders/--single-orders", default=False, show_default=True,
               help="Build the bot with batch_orders=True (closes sent as batchOrders) or the adapter's default, False.")
+@click.option("--transport", type=click.Choice(["wire", "python-binance"]), default="wire", show_default=True,
+              help="The adapter's async transport: its own lean HTTP client (the default) or python-binance's "
+                   "AsyncClient over aiohttp.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True)
 def bench_command(quick: bool, sizes: str | None, rtts: str | None, runs: int | None, baseline_runs: int | None,
                   memory_liquidations: int | None, exchange: str, profile: bool, peer: bool, loop: str,
-                  batch_orders: bool, out_dir: Path) -> None:
+                  batch_orders: bool, transport: str, out_dir: Path) -> None:
     """Liquidation latency at scale against the ccxt peer and a sequential baseline, where the time goes,
     and memory growth."""
     defaults: dict[str, Any] = dict(QUICK) if quick else {}
@@ -73,10 +76,11 @@ def bench_command(quick: bool, sizes: str | None, rtts: str | None, runs: int | 
         memory_liquidations=memory_liquidations if memory_liquidations is not None
         else defaults.get("memory_liquidations", DEFAULT_MEMORY_LIQUIDATIONS),
         exchange=exchange, profile=profile, quick=quick, batch_orders=batch_orders, peer=peer, loop=loop,
+        transport=transport,
     )
     click.echo(f"liquidation latency: exchange {settings.exchange}, runs {settings.runs} "
                f"(baseline {settings.baseline_runs}), sizes {settings.sizes}, RTT {settings.rtts_ms} ms"
-               f"{', batch_orders' if settings.batch_orders else ', single orders'}")
+               f"{', batch_orders' if settings.batch_orders else ', single orders'}, transport {settings.transport}")
     try:
         event_loop_kind(loop)
     except ValueError as exc:
