@@ -104,16 +104,31 @@ except ImportError:  # pytest-xdist is a test dependency; without it nothing is 
     LoadScopeScheduling = None
 
 
+#: test files whose tests share a session-scoped fixture that is expensive to build, so they run on one
+#: worker: scenarios/test_pre_deployment.py runs the validate command once per environment and
+#: session (four subprocesses, about a CPU-second each), which each worker would otherwise repeat
+ONE_WORKER_FILES = ("scenarios/test_pre_deployment.py",)
+
+
+def work_unit(nodeid: str) -> str:
+    """The xdist work unit of a test: the shared ccxt run's readers, a file of ``ONE_WORKER_FILES``, else the test."""
+    if reads_ccxt_run(nodeid):
+        return CCXT_GROUP
+    path = nodeid.partition("::")[0]
+    return path if path in ONE_WORKER_FILES else nodeid
+
+
 if LoadScopeScheduling is not None:
     class SharedRunScheduling(LoadScopeScheduling):
-        """``--dist load`` except that the readers of the shared ccxt run are one work unit.
+        """``--dist load`` except that the tests sharing an expensive fixture are one work unit
+        (``work_unit``): the readers of the shared ccxt run, and each file of ``ONE_WORKER_FILES``.
 
         Every other test is its own unit, handed out as workers free up (like ``--dist load``).
         The biggest unit goes first (xdist's loadscope reorder), so the long run starts at once.
         """
 
         def _split_scope(self, nodeid: str) -> str:
-            return CCXT_GROUP if reads_ccxt_run(nodeid) else nodeid
+            return work_unit(nodeid)
 
 
 @pytest.hookimpl(optionalhook=True)
