@@ -156,6 +156,12 @@ def test_read_only(run_target):
 
 
 class TestPluginOptions:
+    @pytest.fixture(autouse=True)
+    def _only_the_plugin(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The inner runs load only the plugin under test (``-p harness.pytest_plugin``): every other
+        installed plugin would cost them seconds of start-up, and none of them is tested here."""
+        monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+
     def test_testnet_without_keys_stops_naming_the_variables(self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
         for name in TESTNET_KEY_VARS:
             monkeypatch.delenv(name, raising=False)

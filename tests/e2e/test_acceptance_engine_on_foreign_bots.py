@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.support import REPO_ROOT
+from tests.support import NO_HYPOTHESIS, REPO_ROOT
 
 SCENARIOS = REPO_ROOT / "scenarios" / "test_acceptance_engine.py"
 BROKEN_BOT = REPO_ROOT / "tests" / "support" / "broken_engine_bot.py"
@@ -25,7 +25,7 @@ CCXT_BOT = REPO_ROOT / "examples" / "ccxt_bot" / "bot.py"
 def run_scenarios(bot: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", "-o", "addopts=", str(SCENARIOS),
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", "-o", "addopts=", *NO_HYPOTHESIS, str(SCENARIOS),
          "--bot-cmd", f"{sys.executable} {bot}", "--bot-cwd", str(REPO_ROOT), *args],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout,
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO_ROOT
+from tests.support import NO_HYPOTHESIS, REPO_ROOT
 
 from harness.checklist import item
 from harness.report import find_allure, generate_html
@@ -36,7 +36,7 @@ def scenario_results(tmp_path: Path) -> Path:
     results = tmp_path / "allure-results"
     subprocess.run(
         [sys.executable, "-m", "pytest", str(test_file), "-p", "harness.pytest_plugin", "-p", "no:cacheprovider",
-         f"--alluredir={results}", "-q", f"--rootdir={tmp_path}", "-c", "/dev/null"],
+         f"--alluredir={results}", "-q", f"--rootdir={tmp_path}", "-c", "/dev/null", *NO_HYPOTHESIS],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
     )
     return results

@@ -11,26 +11,18 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from harness.cli import cli
-from tests.support import REPO_ROOT
+from tests.support import NO_HYPOTHESIS, REPO_ROOT
+from tests.support.verify_runs import CCXT_COMMAND, VerifyRun, verify
 
 UNSAFE_BOT = REPO_ROOT / "examples" / "unsafe_bot" / "bot.py"
 
 
-def verify(tmp_path: Path, *args: str) -> tuple[int, str, str]:
-    out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["verify", "--results", str(tmp_path / "results"), "--out", str(out), "--no-html", "--no-gate",
-                                      "--workers", "2", *args], env={"TRADING_ENV": "testnet"})
-    reports = sorted(out.glob("runs/*/deployment-report-*.md"))
-    return result.exit_code, result.output, reports[-1].read_text(encoding="utf-8") if reports else ""
-
-
 def test_the_unsafe_bot_is_not_ready_naming_the_scenarios_and_the_rollback_rows(tmp_path: Path) -> None:
     command = shlex.join([sys.executable, str(UNSAFE_BOT)])
-    code, output, report = verify(tmp_path, "--bot-cmd", command, "--bot-cwd", str(REPO_ROOT),
-                                  "--", "-k", "test_testnet_scenario")
+    # -n 0: four scenarios in one process; xdist workers would each collect every scenario again
+    run = verify(tmp_path, "--bot-cmd", command, "--bot-cwd", str(REPO_ROOT), pytest_args=("-n", "0", "-k", "test_testnet_scenario"))
+    code, output, report = run.exit_code, run.output, run.report
     assert code == 1, output
     assert "NOT READY FOR SIGN-OFF" in output
     for item in ("scenario.1.normal", "scenario.3.timeout", "scenario.4.partial"):
@@ -45,7 +37,8 @@ def test_the_unsafe_bot_is_not_ready_naming_the_scenarios_and_the_rollback_rows(
 
 
 def test_a_bad_bot_option_is_a_usage_error_naming_it(tmp_path: Path) -> None:
-    code, output, _ = verify(tmp_path, "--bot-cmd", "python bot.py", "--bot-stop-signal", "SIGNOPE")
+    run = verify(tmp_path, "--bot-cmd", "python bot.py", "--bot-stop-signal", "SIGNOPE")
+    code, output = run.exit_code, run.output
     assert code == 2 and "--bot-stop-signal" in output and "SIGNOPE" in output
 
 
@@ -71,7 +64,7 @@ def test_an_installed_layout_ships_and_finds_the_scenarios(tmp_path: Path) -> No
                            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60)
     assert found.stdout.strip() == str(shipped), found.stderr
     collected = subprocess.run([sys.executable, "-m", "pytest", str(shipped), "--collect-only", "-q", "-p", "no:cacheprovider",
-                                "-o", "asyncio_mode=auto", "-k", "test_testnet_scenario"],
+                                "-o", "asyncio_mode=auto", "-k", "test_testnet_scenario", *NO_HYPOTHESIS],
                                cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
     assert collected.returncode == 0, collected.stdout[-2000:] + collected.stderr[-2000:]
     assert "4 tests collected" in collected.stdout or collected.stdout.count("test_testnet_scenario[") == 4, collected.stdout
@@ -93,15 +86,10 @@ def test_pip_install_in_a_fresh_venv_then_verify_elsewhere(tmp_path: Path) -> No
     assert run.returncode == 0 and "✅ READY FOR SIGN-OFF" in run.stdout, run.stdout[-4000:]
 
 
-CCXT_BOT = REPO_ROOT / "examples" / "ccxt_bot" / "bot.py"
-
-
-def test_the_ccxt_example_bot_passes_on_the_embedded_exchange_with_its_order_manager(tmp_path: Path) -> None:
-    pytest.importorskip("ccxt")
-    command = shlex.join([sys.executable, str(CCXT_BOT)])
-    code, output, report = verify(tmp_path, "--bot-cmd", command, "--bot-cwd", str(REPO_ROOT),
-                                  "--order-manager", "examples.ccxt_bot.om:factory")
+def test_the_ccxt_example_bot_passes_on_the_embedded_exchange_with_its_order_manager(ccxt_verify_run: VerifyRun) -> None:
+    """Every scenario and the conformance kit on the ccxt bot (the session's shared run, tests/support/verify_runs.py)."""
+    code, output, report = ccxt_verify_run.exit_code, ccxt_verify_run.output, ccxt_verify_run.report
     assert code == 0, output[-4000:]
     assert "PASSED ON THE EMBEDDED EXCHANGE" in output and "READY FOR PRODUCTION" not in output
     assert "conformance kit (examples.ccxt_bot.om:factory)" in output
-    assert f"**Bot under test**: `{command}`, version " in report
+    assert f"**Bot under test**: `{CCXT_COMMAND}`, version " in report

@@ -3,7 +3,9 @@ deliberately broken one fails it with a message naming what it broke.
 
 The in-process runs call ``run_check`` per check; one run goes through pytest itself
 (``scenarios/test_order_manager_conformance.py --order-manager ...``) to show the option, the skip
-reason and the report labels.
+reason and the report labels. The ccxt example's order manager is judged by that scenario file in
+the session's full ccxt ``verify`` run (``--order-manager examples.ccxt_bot.om:factory``,
+tests/support/verify_runs.py): each check's result is read from there rather than run twice.
 """
 
 from __future__ import annotations
@@ -21,13 +23,12 @@ from harness.conformance import BY_ID, CHECKS, ConformanceFailure, load_factory,
 from harness.conformance.reference import factory as reference_factory
 from harness.core.errors import ConfigError
 from harness.exchanges.binance import BinanceFuturesOrderManager
-from tests.support import REPO_ROOT
+from tests.support import NO_HYPOTHESIS, REPO_ROOT
+from tests.support.verify_runs import VerifyRun
 
 pytest_plugins = ["pytester"]
 
 ccxt = pytest.importorskip("ccxt")
-
-from examples.ccxt_bot.om import factory as ccxt_factory  # noqa: E402  (needs ccxt)
 
 CHECK_IDS = [pytest.param(check, id=check.id) for check in CHECKS]
 
@@ -38,8 +39,8 @@ class TestReferenceOrderManagers:
         await run_check(check, reference_factory)
 
     @pytest.mark.parametrize("check", CHECK_IDS)
-    async def test_ccxt_example_order_manager_passes(self, check) -> None:
-        await run_check(check, ccxt_factory)
+    def test_ccxt_example_order_manager_passes(self, check, ccxt_verify_run: VerifyRun) -> None:
+        ccxt_verify_run.assert_passed(f"test_order_manager_conformance::test_order_manager_conformance[{check.id}]")
 
 
 BROKEN = [
@@ -100,7 +101,7 @@ class TestFactoryForms:
 def _pytest(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", "-o", "addopts=",
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", "-o", "addopts=", *NO_HYPOTHESIS,
          str(REPO_ROOT / "scenarios" / "test_order_manager_conformance.py"), *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
     )

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO_ROOT
+from tests.support import NO_HYPOTHESIS, REPO_ROOT
 from click.testing import CliRunner
 
 from tests.support.chaos_strategies import check_no_secrets, scan_tree
@@ -57,7 +57,7 @@ class TestProductionRefusesOrderPlacingScenarios:
         result = subprocess.run(
             [sys.executable, "-m", "pytest", str(ROOT / "scenarios"), "-m", "places_orders", "-p", "no:cacheprovider",
              # every test skips: xdist workers (pytest.ini's -n auto) would only add their start-up
-             "-q", "-rs", "-n", "0", f"--exchange-url={PRODUCTION_URL}", f"--basetemp={tmp_path / 'basetemp'}"],
+             "-q", "-rs", "-n", "0", *NO_HYPOTHESIS, f"--exchange-url={PRODUCTION_URL}", f"--basetemp={tmp_path / 'basetemp'}"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
         )
         summary = result.stdout.strip().splitlines()[-1]
@@ -215,7 +215,7 @@ class TestNoSecretWritten:
         result = subprocess.run(
             [sys.executable, "-m", "harness.cli", "verify", "--path", str(ROOT / "scenarios" / "test_testnet_scenarios.py"),
              "--results", str(tmp_path / "allure-results"), "--out", str(tmp_path / "reports"), "--no-html", "--no-gate",
-             "--workers", "1", "--", "-n", "0", "-k", "scenario-1 or scenario-4", f"--basetemp={tmp_path / 'basetemp'}"],
+             "--workers", "1", "--", "-n", "0", *NO_HYPOTHESIS, "-k", "scenario-1 or scenario-4", f"--basetemp={tmp_path / 'basetemp'}"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
         )
         assert "pytest finished with exit code 0" in result.stdout, result.stdout[-3000:] + result.stderr[-2000:]

@@ -9,3 +9,8 @@ from pathlib import Path
 
 #: the repository checkout the tests run in
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+#: for every pytest a test starts in a subprocess (scenario runs, verify's inner run): without
+#: Hypothesis's plugin. No scenario uses Hypothesis, and its plugin imports all of Hypothesis at the
+#: end of every run (its terminal summary), about a CPU-second per run on this suite's machines.
+NO_HYPOTHESIS = ("-p", "no:hypothesispytest")
