@@ -67,7 +67,9 @@ HISTORY_SHOWN = 5
 def pytest_command(paths: tuple[str, ...], results_dir: Path, *, testnet: bool, environment: str | None,
                    exchange_url: str | None, symbols: str | None, workers: str, extra: tuple[str, ...],
                    demo: bool = False, post_deploy: bool = False, junit: Path | None = None) -> list[str]:
-    command = [sys.executable, "-m", "pytest", *paths, f"--alluredir={results_dir}", "-p", "no:cacheprovider", "-q", "-rfEs"]
+    # no Hypothesis plugin: no scenario uses it, and its end-of-run summary imports all of Hypothesis (~1 CPU-s)
+    command = [sys.executable, "-m", "pytest", *paths, f"--alluredir={results_dir}", "-p", "no:cacheprovider",
+               "-p", "no:hypothesispytest", "-q", "-rfEs"]
     if junit is not None:
         command.append(f"--junitxml={junit}")
     if workers not in ("0", "1"):
