@@ -374,7 +374,9 @@ class TestAdapterAgainstSimulator:
             queries = [r for r in sim.requests_to("v1/order", "GET") if r.params.get("symbol") == symbol]
             assert [q.params["origClientOrderId"] for q in queries] == [order_posts(sim, symbol)[0]["newClientOrderId"]]
         assert sleeps.sleeps == [1.0]
-        assert len(sim.requests_to("v1/time")) == 2  # first sync + the -1021 resync
+        # the offset measured alongside the first reads, and one resync for the -1021 unless that
+        # measurement landed after SOLUSDT's order was signed (then it is simply resent)
+        assert 1 <= len(sim.requests_to("v1/time")) <= 2
 
 
 # -- the engine driving the adapter -----------------------------------------------------------
