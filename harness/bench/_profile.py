@@ -37,6 +37,10 @@ def _category(filename: str, function: str) -> str:
         return "JSON encode/decode"
     if "hmac" in path or "/urllib/" in path or "hashlib" in function or "hmac" in function or function in _SIGNING:
         return "signing + parameter encoding"
+    if "/harness/exchanges/binance/wire" in path:
+        return "HTTP client (the adapter's wire transport)"
+    if "/harness/" in path and "/harness/core/audit" not in path:
+        return "engine + adapter + limiter"
     if "/binance/" in path:
         return "python-binance (other)"
     if any(f"/{lib}/" in path for lib in ("aiohttp", "yarl", "multidict", "propcache", "frozenlist", "aiosignal")):
