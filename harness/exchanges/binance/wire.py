@@ -304,6 +304,7 @@ class WireClient:
         max_connections: int,
         keepalive_seconds: float,
         observe: Callable[[Mapping[str, str], int], None] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         root = futures_url[: -len("/fapi")] if futures_url.endswith("/fapi") else futures_url
         parts = urlsplit(root)
@@ -328,7 +329,10 @@ class WireClient:
         self._idle: deque[_Connection] = deque()
         self._open = 0
         self._all: set[_Connection] = set()
-        self._ssl: ssl.SSLContext | None = ssl.create_default_context() if parts.scheme == "https" else None
+        # https: the system's trust store and hostname checking unless a context is given (tests)
+        self._ssl: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            self._ssl = ssl_context if ssl_context is not None else ssl.create_default_context()
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._warming: set[asyncio.Task[None]] = set()
 

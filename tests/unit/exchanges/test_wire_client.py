@@ -12,6 +12,8 @@ import asyncio
 import hashlib
 import hmac
 import json
+import ssl
+from pathlib import Path
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
@@ -329,3 +331,51 @@ async def test_prewarmed_connections_carry_the_burst_that_follows() -> None:
         finally:
             await wire.close()
     assert server.connections == 4, "the burst must use the prewarmed connections, not open new ones"
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (PEM files), made for this test."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def test_https_verifies_the_certificate_and_then_speaks_http_over_tls(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    scripted = ScriptedServer(ok_json({"serverTime": 7}))
+    server = await asyncio.start_server(scripted._serve, "127.0.0.1", 0, ssl=server_tls)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/fapi"
+    try:
+        untrusting = client(url)  # the system's trust store does not know this certificate
+        with pytest.raises(WireConnectError, match="certificate"):
+            await untrusting.call("futures_time", {}, idempotent=True)
+        trusting = client(url, ssl_context=ssl.create_default_context(cafile=str(cert)))
+        try:
+            assert await trusting.call("futures_time", {}, idempotent=True) == {"serverTime": 7}
+            assert await trusting.call("futures_time", {}, idempotent=True) == {"serverTime": 7}
+        finally:
+            await trusting.close()
+    finally:
+        server.close()
+    assert scripted.connections == 1, "the TLS connection is kept alive and reused"
+    assert scripted.requests[0].startswith(b"GET /fapi/v1/time HTTP/1.1\r\nHost: 127.0.0.1:")
