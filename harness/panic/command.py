@@ -23,6 +23,7 @@ import click
 from harness.bot.logs import configure_logging
 from harness.core.config import ENVIRONMENT_VARIABLE, ENVIRONMENTS, SWITCHES, LiquidationConfig, build_config, load_raw
 from harness.core.errors import ConfigError
+from harness.exchanges.binance.session import transport_from_env
 from harness.panic.accounts import Account, load_accounts, parse_symbols, single_account
 from harness.panic.progress import display_for, dry_run_table, summary_table
 from harness.panic.run import Fleet
@@ -121,6 +122,7 @@ def liquidate_command(accounts_file: Path | None, dry_run: bool, yes: bool, reas
                             for a in accounts]
         else:
             accounts = [single_account(environment, exchange_url, testnet, demo, scope)]
+        transport_from_env()  # a bad $BINANCE_TRANSPORT is a usage error before anything is sent
         confirmed_by = "dry run" if dry_run else confirm(accounts, yes=yes, tty=sys.stdin.isatty(), ask=_ask)
         _prepare_logs(log_dir, [a.name for a in accounts] if accounts_file is not None else [])
     except ConfigError as exc:

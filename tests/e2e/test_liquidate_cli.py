@@ -233,3 +233,17 @@ def test_bad_fleet_files_are_refused_with_exit_2_naming_entry_and_field(case: st
     assert "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A" not in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("transport", ["python-binance", "wire"])
+def test_binance_transport_switches_the_http_client_and_a_bad_value_sends_nothing(
+        sim: BinanceSimulator, tmp_path: Path, transport: str) -> None:
+    keys = {"BINANCE_TESTNET_API_KEY": sim.api_key, "BINANCE_TESTNET_API_SECRET": sim.api_secret}
+    refused = invoke(["--exchange-url", sim.base_url, "--log-dir", str(tmp_path / "bad")],
+                     {**keys, "BINANCE_TRANSPORT": "curl"})
+    assert refused.exit_code == 2 and "BINANCE_TRANSPORT='curl'" in refused.output and "python-binance" in refused.output
+    assert sim.request_log == [] and not is_flat(sim)
+    result = invoke(["--exchange-url", sim.base_url, "--log-dir", str(tmp_path / "ok")],
+                    {**keys, "BINANCE_TRANSPORT": transport})
+    assert result.exit_code == 0, result.output
+    assert is_flat(sim)

@@ -149,3 +149,15 @@ class TestColdClock:
             assert result.state is LiquidationState.COMPLETED, result.errors
             assert not [r for r in sim.request_log if r.code == -1021]
             assert len(sim.requests_to("v1/time")) == 1
+
+
+def test_the_transport_comes_from_binance_transport_when_not_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BINANCE_TRANSPORT", "python-binance")
+    assert BinanceFuturesOrderManager("k" * 8, "s" * 8, base_url="http://127.0.0.1:1")._session.transport == "python-binance"
+    assert BinanceFuturesOrderManager("k" * 8, "s" * 8, base_url="http://127.0.0.1:1",
+                                      transport="wire")._session.transport == "wire"
+    monkeypatch.setenv("BINANCE_TRANSPORT", "")
+    assert BinanceFuturesOrderManager("k" * 8, "s" * 8, base_url="http://127.0.0.1:1")._session.transport == "wire"
+    monkeypatch.setenv("BINANCE_TRANSPORT", "h2")
+    with pytest.raises(ConfigError, match="BINANCE_TRANSPORT='h2'"):
+        BinanceFuturesOrderManager("k" * 8, "s" * 8, base_url="http://127.0.0.1:1")

@@ -15,7 +15,9 @@ production. ``self.target.kind`` says which for the harness's safety checks.
 
 Transport: ``transport="wire"`` (default) sends the liquidation's requests with the adapter's own
 lean HTTP client (``harness.exchanges.binance.wire``), ``transport="python-binance"`` with
-python-binance's ``AsyncClient``; the sync path is always python-binance's ``Client``.
+python-binance's ``AsyncClient``; the sync path is always python-binance's ``Client``. Not given,
+it is ``$BINANCE_TRANSPORT`` (``session.transport_from_env``), so an operator can switch the bot
+and ``liquidate`` back to python-binance without a code change.
 
 Requests: clock offset from ``GET /fapi/v1/time`` (resynced on -1021), ``recvWindow`` from
 ``recv_window_ms``, each request bounded by ``min(request_timeout, remaining_time())``, exchangeInfo
@@ -100,9 +102,9 @@ from harness.exchanges.binance.rules import (
 from harness.exchanges.binance.session import (
     CLOCK_SYNC_MODES,
     DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_TRANSPORT,
     TRANSPORTS,
     BinanceSession,
+    transport_from_env,
 )
 from harness.exchanges.target import PRODUCTION_ROOT_URL, Target, TargetKind, target_for_url
 
@@ -154,7 +156,7 @@ class BinanceFuturesOrderManager:
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         batch_orders: bool = False,
         weight_limiter: RequestLimiter | None = None,
-        transport: str = DEFAULT_TRANSPORT,
+        transport: str | None = None,
         clock_sync: str = "alongside",
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
@@ -167,6 +169,8 @@ class BinanceFuturesOrderManager:
             raise ConfigError("request_timeout", request_timeout, "seconds, a number > 0 and <= 60")
         if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or not 1 <= max_in_flight <= 4096:
             raise ConfigError("max_in_flight", max_in_flight, "an int from 1 to 4096 (requests in flight at once)")
+        if transport is None:
+            transport = transport_from_env()
         if transport not in TRANSPORTS:
             raise ConfigError("transport", transport, " or ".join(repr(t) for t in TRANSPORTS))
         if clock_sync not in CLOCK_SYNC_MODES:

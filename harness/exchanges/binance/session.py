@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -44,7 +45,7 @@ from binance.exceptions import BinanceAPIException
 from requests.adapters import HTTPAdapter
 
 from harness.core.context import remaining_time
-from harness.core.errors import RetryableExchangeError
+from harness.core.errors import ConfigError, RetryableExchangeError
 from harness.exchanges.binance.errors import (
     RATE_LIMIT_STATUSES,
     is_transport_error,
@@ -80,6 +81,17 @@ CLOCK_SYNC_MODES = ("first", "alongside")
 #: AsyncClient for methods it does not serve) or "python-binance" (every request through AsyncClient)
 TRANSPORTS = ("wire", "python-binance")
 DEFAULT_TRANSPORT = "wire"
+#: the environment variable that picks the transport where no code does (the bot, liquidate, verify's
+#: reference bot): an operator's switch back to python-binance without a release
+TRANSPORT_VAR = "BINANCE_TRANSPORT"
+
+
+def transport_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """``$BINANCE_TRANSPORT`` (``wire`` when unset or empty); ConfigError naming it when unknown."""
+    value = (os.environ if environ is None else environ).get(TRANSPORT_VAR, "").strip() or DEFAULT_TRANSPORT
+    if value not in TRANSPORTS:
+        raise ConfigError(TRANSPORT_VAR, value, "wire (the default: the adapter's own HTTP client) or python-binance")
+    return value
 
 
 class _Secret:
