@@ -39,6 +39,10 @@ REDACTED = "***"
 _SECRET_KEY_MARKERS = ("secret", "signature", "api_key", "apikey", "password", "token", "private_key")
 
 
+#: values that can hold no secret and no secret-named key: encoded as they are
+_PLAIN = frozenset({int, float, bool, type(None), Decimal})
+
+
 @functools.lru_cache(maxsize=4096)  # a liquidation writes hundreds of events with the same few dozen keys
 def _is_secret_key(key: str) -> bool:
     lowered = key.lower()
@@ -104,18 +108,29 @@ class AuditLogger:
             self._secrets.add(value)
 
     def _redact(self, value: Any, key: str = "") -> Any:
+        """``value`` with secret-named keys masked and registered secrets cut out of its strings.
+        Numbers, booleans and None (most of a liquidation's values) are passed without a call."""
         if key and _is_secret_key(key):
             return REDACTED
-        if isinstance(value, str):
-            for secret in self._secrets:
-                if secret in value:
-                    value = value.replace(secret, REDACTED)
-            return value
+        if type(value) is str:
+            return self._scrub(value)
         if isinstance(value, Mapping):
-            return {str(k): self._redact(v, str(k)) for k, v in value.items()}
+            out = {}
+            for k, v in value.items():
+                name = k if type(k) is str else str(k)
+                out[name] = REDACTED if _is_secret_key(name) else (v if type(v) in _PLAIN else self._redact(v))
+            return out
         if isinstance(value, (list, tuple)):
-            return [self._redact(v) for v in value]
+            return [v if type(v) in _PLAIN else self._redact(v) for v in value]
+        if isinstance(value, str):  # a str subclass
+            return self._scrub(value)
         return value
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
 
     def encode(self, event_type: str, correlation_id: str | None, details: Mapping[str, Any] | None = None) -> bytes:
         """The exact bytes ``log`` appends for this event (one line, newline-terminated)."""
