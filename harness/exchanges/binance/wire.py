@@ -65,6 +65,8 @@ _CONDITIONAL_TYPES = frozenset({"STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROF
 #: characters left unescaped in parameter values (the rest are %-encoded, as a form encoder does)
 _SAFE = "-_.~"
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*\Z").match
+#: one reply header line: a name without spaces or colons, a colon, the value
+_HEADER_FIELD = re.compile(r"([^:\r\n \t]+)[ \t]*:([^\r\n]*)")
 #: the most bytes of headers a reply may have
 MAX_HEADER_BYTES = 64 * 1024
 #: the most bytes of body a reply may have (exchangeInfo is about 1-2 MB on Binance)
@@ -232,17 +234,17 @@ class _Connection(asyncio.Protocol):
             waiter.set_result(WireResponse(head[0], head[1], head[2], body))
 
     def _read_head(self, raw: bytes) -> tuple[int, str, _Headers]:
-        lines = raw.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ", 2)
+        text = raw.decode("latin-1")
+        first, _, rest = text.partition("\r\n")
+        parts = first.split(" ", 2)
         if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-            raise WireError(f"not an HTTP/1.x reply: {lines[0][:80]!r}")
+            raise WireError(f"not an HTTP/1.x reply: {first[:80]!r}")
         status, reason = int(parts[1]), parts[2] if len(parts) > 2 else ""
-        headers = _Headers()
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep:
-                raise WireError(f"malformed reply header: {line[:80]!r}")
-            headers[name.strip().lower()] = value.strip()
+        fields = _HEADER_FIELD.findall(rest) if rest else []
+        if rest and len(fields) != rest.count("\r\n") + 1:  # a line without a colon (or an empty one)
+            bad = next((line for line in rest.split("\r\n") if not _HEADER_FIELD.fullmatch(line)), rest)
+            raise WireError(f"malformed reply header: {bad[:80]!r}")
+        headers = _Headers({name.lower(): value.strip() for name, value in fields})
         if parts[0] == "HTTP/1.0" and headers.get("connection", "").lower() != "keep-alive":
             self._keep_alive = False
         if headers.get("connection", "").lower() == "close":

@@ -379,3 +379,17 @@ async def test_https_verifies_the_certificate_and_then_speaks_http_over_tls(tmp_
         server.close()
     assert scripted.connections == 1, "the TLS connection is kept alive and reused"
     assert scripted.requests[0].startswith(b"GET /fapi/v1/time HTTP/1.1\r\nHost: 127.0.0.1:")
+
+
+async def test_a_malformed_header_line_is_refused_never_half_read() -> None:
+    async def reply(request: bytes, writer: asyncio.StreamWriter, n: int) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nthis line has no colon\r\n\r\n{}")
+
+    async with ScriptedServer(reply) as server:
+        wire = client(server.url)
+        try:
+            with pytest.raises(WireError, match="malformed reply header: 'this line has no colon'"):
+                await wire.call("futures_ping", {}, idempotent=True)
+            assert wire.open_connections == 0, "a connection out of step is dropped"
+        finally:
+            await wire.close()
