@@ -144,6 +144,7 @@ class _Connection(asyncio.Protocol):
         self._length: int | None = None  # body bytes expected (None: chunked, or not known yet)
         self._chunked = False
         self._keep_alive = True
+        self._read_to_close = False  # neither a length nor chunks: the body runs until the peer closes
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -153,8 +154,13 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(WireError(f"connection lost before the reply was complete ({exc or 'closed by the peer'})"))
+        if waiter is None or waiter.done():
+            return
+        if self._read_to_close and exc is None and self._head is not None:  # the body ends where the peer closed
+            head, self._head = self._head, None
+            waiter.set_result(WireResponse(head[0], head[1], head[2], bytes(self._buffer)))
+            return
+        waiter.set_exception(WireError(f"connection lost before the reply was complete ({exc or 'closed by the peer'})"))
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -179,6 +185,7 @@ class _Connection(asyncio.Protocol):
         self._waiter = loop.create_future()
         self._buffer.clear()
         self._head, self._length, self._chunked, self._keep_alive = None, None, False, True
+        self._read_to_close = False
         self.transport.write(request)
         return self._waiter
 
@@ -219,7 +226,10 @@ class _Connection(asyncio.Protocol):
                 if status in (204, 304) or 100 <= status < 200:
                     self._length = 0
                 else:
-                    raise WireError("reply without Content-Length or chunked encoding")
+                    self._read_to_close, self._keep_alive = True, False
+                    if len(buffer) > MAX_BODY_BYTES:
+                        raise WireError(f"reply longer than {MAX_BODY_BYTES} bytes")
+                    return  # connection_lost completes it
             if len(buffer) < self._length:
                 return
             body = bytes(buffer[: self._length])

@@ -393,3 +393,23 @@ async def test_a_malformed_header_line_is_refused_never_half_read() -> None:
             assert wire.open_connections == 0, "a connection out of step is dropped"
         finally:
             await wire.close()
+
+
+async def test_a_reply_without_length_runs_until_the_peer_closes_and_the_connection_is_not_reused() -> None:
+    async def reply(request: bytes, writer: asyncio.StreamWriter, n: int) -> None:  # e.g. a load balancer's 502 page
+        writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n<html>502 Bad ")
+        await writer.drain()
+        writer.write(b"Gateway</html>")
+        await writer.drain()
+        writer.close()
+
+    async with ScriptedServer(reply) as server:
+        wire = client(server.url)
+        try:
+            for _ in range(2):
+                with pytest.raises(BinanceAPIException) as caught:
+                    await wire.call("futures_ping", {}, idempotent=True)
+                assert caught.value.status_code == 502 and caught.value.response.text == "<html>502 Bad Gateway</html>"
+        finally:
+            await wire.close()
+    assert server.connections == 2
