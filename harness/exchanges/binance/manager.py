@@ -104,6 +104,7 @@ from harness.exchanges.binance.session import (
     DEFAULT_MAX_IN_FLIGHT,
     TRANSPORTS,
     BinanceSession,
+    run_quietly,
     transport_from_env,
 )
 from harness.exchanges.target import PRODUCTION_ROOT_URL, Target, TargetKind, target_for_url
@@ -299,15 +300,8 @@ class BinanceFuturesOrderManager:
         and open orders are read, so the first close does not wait a round trip for it. A failed
         prefetch is only logged: the close reads it again and reports what fails then."""
         if self._rules is None and (self._rules_prefetch is None or self._rules_prefetch.done()):
-            self._rules_prefetch = asyncio.ensure_future(self._read_rules_quietly())
-
-    async def _read_rules_quietly(self) -> None:
-        try:
-            await self.exchange_rules()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("exchangeInfo prefetch failed (%s): the first close reads it again", exc)
+            self._rules_prefetch = asyncio.ensure_future(
+                run_quietly(self.exchange_rules(), "exchangeInfo prefetch failed (the first close reads it again)"))
 
     async def symbol_rules(self, symbol: str) -> SymbolRules:
         rules = (await self.exchange_rules()).symbols.get(_symbol_arg(symbol))

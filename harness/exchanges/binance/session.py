@@ -53,7 +53,7 @@ from harness.exchanges.binance.errors import (
     to_exchange_error,
 )
 from harness.exchanges.binance.limiter import RequestLimiter, request_cost
-from harness.exchanges.binance.wire import WireClient
+from harness.exchanges.binance.wire import ROUTES, WireClient
 from harness.exchanges.codes import CLOCK_SKEW
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,8 @@ DEFAULT_MAX_IN_FLIGHT = 512
 KEEPALIVE_SECONDS = 60.0
 #: python-binance methods that take no parameters (so no per-call requests_params either)
 _NO_PARAM_METHODS = frozenset({"futures_time", "futures_exchange_info", "futures_ping"})
-#: methods that carry no timestamp: they never wait for the clock offset
-_UNSIGNED_METHODS = frozenset({"futures_time", "futures_exchange_info", "futures_ping"})
+#: methods that carry no timestamp (wire.py's route table says which): they never wait for the clock offset
+_UNSIGNED_METHODS = frozenset(method for method, (_, _, signed) in ROUTES.items() if not signed)
 #: when the clock offset is measured before the first signed request: "first" (wait for it) or
 #: "alongside" (sign with the local clock at once, measure the offset at the same time; a -1021
 #: then resyncs once and resends). ``warm_up`` always measures it first.
@@ -109,6 +109,17 @@ class _Secret:
         return "<redacted>"
 
     __str__ = __repr__
+
+
+async def run_quietly(work: Awaitable[Any], failure: str) -> None:
+    """Await ``work`` in the background: a failure is logged as ``failure: <error>``, never raised
+    (for reads ahead of time whose callers read again, and report, when they need the answer)."""
+    try:
+        await work
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.warning("%s: %s", failure, exc)
 
 
 def _where(operation: str, symbol: str | None) -> str:
@@ -421,12 +432,8 @@ class BinanceSession:
             self._clock_task = asyncio.ensure_future(self._measure_quietly())
 
     async def _measure_quietly(self) -> None:
-        try:
-            await self.ensure_clock()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the requests themselves report trouble; a -1021 resyncs again
-            log.warning("clock offset not measured: %s", exc)
+        # the requests themselves report trouble; a -1021 resyncs again
+        await run_quietly(self.ensure_clock(), "clock offset not measured")
 
     async def _resync(self, signed_at_epoch: int) -> None:
         """After a -1021: measure the offset again, once for every request that was signed with the
