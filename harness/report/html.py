@@ -6,6 +6,13 @@ network access. The CLI is looked up, in order, at ``$ALLURE_BIN``, at
 ``.allure/node_modules/.bin/allure`` under the working directory and under the project checkout
 (what ``npm install --prefix .allure allure@3`` creates), then as ``allure`` on PATH.
 
+Opening the report contacts nobody. Allure 3's report template loads Google Analytics
+(``googletagmanager.com``) whenever the page is opened, and its awesome plugin ignores
+``ALLURE_NO_ANALYTICS`` (Allure 3.18). A sign-off report of a trading account has no business
+telling a third party when it is read, and an unreachable analytics host was seen to leave the
+page stuck on its loader under load. :func:`generate_html` removes those two script tags and
+logs a warning if the report would still load any script from the network.
+
 When Node.js or the package is absent, or the CLI fails, :func:`generate_html` says why through
 ``log`` and returns None: the HTML report is a convenience, the markdown report is the record.
 """
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -27,6 +35,9 @@ INSTALL_HINT = "install it with: npm install --prefix .allure allure@3 (needs No
 HTML_TIMEOUT_SECONDS = 300.0
 DEFAULT_REPORT_NAME = "Emergency liquidation deployment verification"
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script>\s*", re.S)
+_ANALYTICS_SRC = re.compile(r"""\bsrc=["']https?://(?:www\.)?googletagmanager\.com/""")
+_REMOTE_SRC = re.compile(r"""\bsrc=["'](https?://[^"']+)""")
 
 
 def find_allure() -> Path | None:
@@ -74,7 +85,8 @@ def generate_html(
     try:
         done = subprocess.run(
             command, cwd=out, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-            timeout=HTML_TIMEOUT_SECONDS, env={**os.environ, "NO_COLOR": "1"}, check=False,
+            timeout=HTML_TIMEOUT_SECONDS, env={**os.environ, "NO_COLOR": "1", "ALLURE_NO_ANALYTICS": "true"},
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         say(f"Allure HTML report skipped: running {str(binary)!r} failed: {exc}")
@@ -87,7 +99,34 @@ def generate_html(
             f"{'' if index.is_file() else ' without writing index.html'} (is it Allure 3?): {output}"
         )
         return None
+    try:
+        remote = strip_analytics(index)
+    except (OSError, UnicodeError) as exc:
+        say(f"Allure HTML report {str(index)!r}: could not remove its analytics scripts: {exc}")
+        return index
+    if remote:
+        say(f"Allure HTML report {str(index)!r} still loads scripts from the network when opened: {remote}")
     return index
+
+
+def strip_analytics(index: Path) -> list[str]:
+    """Remove the analytics scripts from the report at ``index`` (in place, atomically).
+
+    Returns the remote script addresses that are left (none for the report Allure 3 writes)."""
+    html = index.read_text(encoding="utf-8")
+
+    def keep(script: re.Match[str]) -> str:
+        attributes, body = script.group(1), script.group(2)
+        if _ANALYTICS_SRC.search(attributes) or "function gtag(" in body:
+            return ""
+        return script.group(0)
+
+    cleaned = _SCRIPT.sub(keep, html)
+    if cleaned != html:
+        scratch = index.with_name(index.name + ".tmp")
+        scratch.write_text(cleaned, encoding="utf-8")
+        scratch.replace(index)
+    return [found.group(1) for script in _SCRIPT.finditer(cleaned) if (found := _REMOTE_SRC.search(script.group(1)))]
 
 
 def _needs_node(binary: Path) -> bool:

@@ -598,6 +598,41 @@ class TestAllureHtml:
         args = (tmp_path / "args").read_text().split()
         assert args[:3] == ["awesome", str(results.resolve()), "--single-file"]
 
+    # what Allure 3.18's awesome template writes around its analytics, trimmed
+    ANALYTICS_PAGE = (
+        '<html><body><div id="app"></div>\n'
+        '<script src="data:text/javascript;base64,QVBQ"></script>\n'
+        '<script async src="https://www.googletagmanager.com/gtag/js?id=G-X"></script>\n'
+        "<script>\n  window.dataLayer = window.dataLayer || [];\n  function gtag(){dataLayer.push(arguments);}\n"
+        "  gtag('config', 'G-X', {});\n</script>\n"
+        '<script async>window.allureReportData = {};</script>\n%s</body></html>\n'
+    )
+
+    def writes_page(self, tmp_path: Path, page: str) -> Path:
+        (tmp_path / "page.html").write_text(page)
+        return fake_allure(tmp_path, 'out=$(echo "$@" | sed "s/.*--output \\([^ ]*\\).*/\\1/")\n'
+                                     f'cp "{tmp_path / "page.html"}" "$out/index.html"\n')
+
+    def test_report_is_written_without_the_analytics_scripts(self, tmp_path: Path) -> None:
+        (tmp_path / "ar").mkdir()
+        messages: list[str] = []
+        index = generate_html(tmp_path / "ar", tmp_path / "h", allure_bin=self.writes_page(tmp_path, self.ANALYTICS_PAGE % ""),
+                              log=messages.append)
+        assert index is not None, messages
+        html = index.read_text()
+        assert "googletagmanager" not in html and "gtag" not in html, html
+        assert 'src="data:text/javascript;base64,QVBQ"' in html and "window.allureReportData = {};" in html
+        assert messages == [] and not (index.parent / "index.html.tmp").exists()
+
+    def test_a_remote_script_left_in_the_report_is_named(self, tmp_path: Path) -> None:
+        (tmp_path / "ar").mkdir()
+        page = self.ANALYTICS_PAGE % '<script src="https://cdn.example.com/x.js"></script>\n'
+        messages: list[str] = []
+        index = generate_html(tmp_path / "ar", tmp_path / "h", allure_bin=self.writes_page(tmp_path, page),
+                              log=messages.append)
+        assert index is not None and "googletagmanager" not in index.read_text()
+        assert len(messages) == 1 and "https://cdn.example.com/x.js" in messages[0], messages
+
     def test_failing_cli_returns_none_with_its_output(self, tmp_path: Path) -> None:
         binary = fake_allure(tmp_path, 'echo "Unknown command awesome" >&2\nexit 3\n')
         (tmp_path / "ar").mkdir()
@@ -635,7 +670,9 @@ class TestAllureHtml:
         messages: list[str] = []
         index = generate_html(results, tmp_path / "html", log=messages.append)
         assert index is not None, messages
-        assert index.stat().st_size > 10_000 and "<html" in index.read_text(errors="replace")[:2000].lower()
+        html = index.read_text(errors="replace")
+        assert index.stat().st_size > 10_000 and "<html" in html[:2000].lower()
+        assert "googletagmanager" not in html and messages == [], messages
 
 
 def test_public_names_are_exported_sorted() -> None:
