@@ -5,9 +5,11 @@ never closing twice, hedge mode, and conditional orders in the algo book."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Coroutine, Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -20,7 +22,24 @@ from harness.exchanges.binance import BinanceFuturesOrderManager
 from harness.exchanges.sim import BinanceSimulator, SimBook
 
 TRANSPORTS = ("wire", "python-binance")
+# (transport, event loop): trading bots often run on uvloop, whose transports are not asyncio's classes
+LOOPS = [pytest.param("wire", "asyncio", id="wire-asyncio"),
+         pytest.param("python-binance", "asyncio", id="python-binance-asyncio"),
+         pytest.param("wire", "uvloop", id="wire-uvloop")]
+
+
+def run_on(loop: str, coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to completion on a new event loop of kind ``loop``."""
+    if loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            coroutine.close()
+            pytest.skip("uvloop not installed (the 'speed' extra)")
+        return uvloop.run(coroutine)
+    return asyncio.run(coroutine)
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -48,11 +67,11 @@ def flat(sim: BinanceSimulator) -> bool:
     return not sim.book.positions() and not sim.book.open_orders() and not sim.book.open_algo_orders()
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_both_transports_flatten_the_account_with_the_same_requests(sim: BinanceSimulator, transport: str,
+@pytest.mark.parametrize(("transport", "loop"), LOOPS)
+def test_both_transports_flatten_the_account_with_the_same_requests(sim: BinanceSimulator, transport: str, loop: str,
                                                                          tmp_path: Path) -> None:
     seed(sim)
-    result, stats = await liquidate(sim, transport, tmp_path)
+    result, stats = run_on(loop, liquidate(sim, transport, tmp_path))
     assert result.state is LiquidationState.COMPLETED, result.errors
     assert flat(sim), (sim.book.positions(), sim.book.open_orders())
     assert result.orders_cancelled == 1 and result.positions_closed == 2
@@ -61,38 +80,38 @@ async def test_both_transports_flatten_the_account_with_the_same_requests(sim: B
     assert stats["requests"] == 9, stats
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_an_ambiguous_order_reply_is_looked_up_never_resent_blindly(sim: BinanceSimulator, transport: str,
+@pytest.mark.parametrize(("transport", "loop"), LOOPS)
+def test_an_ambiguous_order_reply_is_looked_up_never_resent_blindly(sim: BinanceSimulator, transport: str, loop: str,
                                                                           tmp_path: Path) -> None:
     seed(sim)
     sim.faults.unknown_status_executed(endpoint="new_order", symbol="BTCUSDT", times=1)
-    result, _ = await liquidate(sim, transport, tmp_path)
+    result, _ = run_on(loop, liquidate(sim, transport, tmp_path))
     assert result.state is LiquidationState.COMPLETED, result.errors
     assert flat(sim)
     fills = [f for f in sim.book.fill_log if f.symbol == "BTCUSDT"]
     assert len(fills) == 1, f"BTCUSDT filled {len(fills)} times: the executed order was sent again"
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_a_connection_reset_on_an_order_never_closes_twice(sim: BinanceSimulator, transport: str,
+@pytest.mark.parametrize(("transport", "loop"), LOOPS)
+def test_a_connection_reset_on_an_order_never_closes_twice(sim: BinanceSimulator, transport: str, loop: str,
                                                                  tmp_path: Path) -> None:
     seed(sim)
     sim.faults.connection_reset(endpoint="new_order", symbol="ETHUSDT", times=1)
-    result, _ = await liquidate(sim, transport, tmp_path)
+    result, _ = run_on(loop, liquidate(sim, transport, tmp_path))
     assert result.state is LiquidationState.COMPLETED, result.errors
     assert flat(sim)
     assert sum(f.qty for f in sim.book.fill_log if f.symbol == "ETHUSDT") == Decimal("0.500")
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_hedge_mode_and_algo_orders_on_the_whole_account(sim: BinanceSimulator, transport: str,
+@pytest.mark.parametrize(("transport", "loop"), LOOPS)
+def test_hedge_mode_and_algo_orders_on_the_whole_account(sim: BinanceSimulator, transport: str, loop: str,
                                                                tmp_path: Path) -> None:
     sim.book.set_hedge_mode(True)
     sim.book.set_position("BTCUSDT", "0.010", position_side="LONG")
     sim.book.set_position("BTCUSDT", "-0.020", position_side="SHORT")
     sim.book.place_algo_order("ETHUSDT", "SELL", "STOP_MARKET", trigger_price="1000", close_position=True,
                               position_side="LONG")
-    result, _ = await liquidate(sim, transport, tmp_path, symbols=None)
+    result, _ = run_on(loop, liquidate(sim, transport, tmp_path, symbols=None))
     assert result.state is LiquidationState.COMPLETED, result.errors
     assert flat(sim), (sim.book.positions(), sim.book.open_algo_orders())
     assert result.positions_closed == 2 and result.orders_cancelled == 1

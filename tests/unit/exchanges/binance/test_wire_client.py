@@ -52,6 +52,12 @@ class ScriptedServer:
         self.connections = 0
         self.requests: list[bytes] = []
         self.server: asyncio.base_events.Server | None = None
+        self._accepted = asyncio.Condition()
+
+    async def wait_for_connections(self, count: int, timeout: float = 10.0) -> None:
+        """Until the server has accepted ``count`` connections (a client's connect can finish first)."""
+        async with self._accepted:
+            await asyncio.wait_for(self._accepted.wait_for(lambda: self.connections >= count), timeout)
 
     async def __aenter__(self) -> ScriptedServer:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -68,6 +74,8 @@ class ScriptedServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        async with self._accepted:
+            self._accepted.notify_all()
         n = 0
         try:
             while True:
@@ -326,6 +334,7 @@ async def test_prewarmed_connections_carry_the_burst_that_follows() -> None:
             assert wire.prewarm(4) == 4
             assert wire.prewarm(4) == 0, "already opening 4: nothing more to start"
             await asyncio.gather(*list(wire._warming))
+            await server.wait_for_connections(4)
             assert server.connections == 4 and server.requests == []  # handshakes only, no request
             assert await asyncio.gather(*(wire.call("futures_ping", {}, idempotent=True) for _ in range(4))) == [{}] * 4
         finally:
