@@ -51,12 +51,18 @@ class _DevTools:
         self._next_id = 0
         self._events: list[dict] = []
 
+    async def _receive(self) -> dict:
+        message = await self._ws.receive()
+        if message.type is not aiohttp.WSMsgType.TEXT:
+            raise RuntimeError(f"the DevTools connection ended ({message.type.name}): did Chromium exit?")
+        return json.loads(message.data)
+
     async def call(self, method: str, **params: object) -> dict:
         self._next_id += 1
         call_id = self._next_id
         await self._ws.send_str(json.dumps({"id": call_id, "method": method, "params": params}))
         while True:
-            message = json.loads((await self._ws.receive()).data)
+            message = await self._receive()
             if message.get("id") == call_id:
                 if "error" in message:
                     raise RuntimeError(f"DevTools {method} failed: {message['error']}")
@@ -68,7 +74,7 @@ class _DevTools:
             if seen.get("method") == method:
                 return seen
         while True:
-            message = json.loads((await self._ws.receive()).data)
+            message = await self._receive()
             if message.get("method") == method:
                 return message
 
@@ -105,34 +111,35 @@ def _start(chromium: str, profile: Path) -> tuple[subprocess.Popen, str, list[st
     return process, browser_ws, log
 
 
+async def _load_and_wait(tools: _DevTools, url: str, wanted: list[str]) -> str:
+    await tools.call("Page.enable")
+    await tools.call("Page.navigate", url=url)
+    await tools.event("Page.loadEventFired")
+    result = await tools.call("Runtime.evaluate", expression=_WAIT_FOR_TEXTS % json.dumps(wanted),
+                              awaitPromise=True, returnByValue=True)
+    return result["result"]["value"]
+
+
 async def _render(browser_ws: str, url: str, wanted: list[str], timeout: float) -> Rendered:
     http_root = "http://" + browser_ws.split("/")[2]
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{http_root}/json/list") as reply:
             pages = [t for t in await reply.json(content_type=None) if t.get("type") == "page"]
-        async with http.ws_connect(pages[0]["webSocketDebuggerUrl"], max_msg_size=0) as ws:
-            tools = _DevTools(ws)
-            await tools.call("Page.enable")
-            await tools.call("Page.navigate", url=url)
-            await tools.event("Page.loadEventFired")
-            try:
-                result = await asyncio.wait_for(
-                    tools.call("Runtime.evaluate", expression=_WAIT_FOR_TEXTS % json.dumps(wanted),
-                               awaitPromise=True, returnByValue=True),
-                    timeout,
-                )
-                return Rendered(result["result"]["value"], [])
+        if not pages:
+            raise RuntimeError(f"Chromium at {http_root} lists no page to load {url} into")
+        page_ws = pages[0]["webSocketDebuggerUrl"]
+        async with http.ws_connect(page_ws, max_msg_size=0) as ws:
+            try:  # the deadline covers the load too: a page whose load never ends fails here, not by hanging
+                return Rendered(await asyncio.wait_for(_load_and_wait(_DevTools(ws), url, wanted), timeout), [])
             except asyncio.TimeoutError:
                 pass
-        async with http.ws_connect(pages[0]["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+        async with http.ws_connect(page_ws, max_msg_size=0) as ws:  # what the page shows at the deadline
             tools = _DevTools(ws)
-            result = await tools.call("Runtime.evaluate", expression="document.documentElement.outerHTML",
-                                      returnByValue=True)
-            dom = result["result"]["value"]
-            text = await tools.call("Runtime.evaluate", expression="document.body ? document.body.innerText : ''",
-                                    returnByValue=True)
-            shown = text["result"]["value"]
-            return Rendered(dom, [wanted_text for wanted_text in wanted if wanted_text not in shown])
+            dom = (await tools.call("Runtime.evaluate", expression="document.documentElement.outerHTML",
+                                    returnByValue=True))["result"]["value"]
+            shown = (await tools.call("Runtime.evaluate", expression="document.body ? document.body.innerText : ''",
+                                      returnByValue=True))["result"]["value"]
+            return Rendered(dom, [text for text in wanted if text not in shown])
 
 
 def render_until(chromium: str, url: str, wanted: list[str], profile: Path, *, timeout: float = 90.0) -> Rendered:
