@@ -67,9 +67,12 @@ HISTORY_SHOWN = 5
 def pytest_command(paths: tuple[str, ...], results_dir: Path, *, testnet: bool, environment: str | None,
                    exchange_url: str | None, symbols: str | None, workers: str, extra: tuple[str, ...],
                    demo: bool = False, post_deploy: bool = False, junit: Path | None = None) -> list[str]:
-    # no Hypothesis plugin: no scenario uses it, and its end-of-run summary imports all of Hypothesis (~1 CPU-s)
     command = [sys.executable, "-m", "pytest", *paths, f"--alluredir={results_dir}", "-p", "no:cacheprovider",
-               "-p", "no:hypothesispytest", "-q", "-rfEs"]
+               "-q", "-rfEs"]
+    if not _runs_project_tests(paths):
+        # no scenario uses Hypothesis, and its plugin's end-of-run summary imports all of it (~1 CPU-s);
+        # the project's tests do use it, and without its plugin they warn of side effects at import time
+        command[-2:-2] = ["-p", "no:hypothesispytest"]
     if junit is not None:
         command.append(f"--junitxml={junit}")
     if workers not in ("0", "1"):
@@ -102,6 +105,11 @@ def scenario_dir() -> Path:
         if (candidate / "conftest.py").is_file():
             return candidate
     raise click.UsageError("the checklist scenarios are not installed with this package (no harness/scenarios)")
+
+
+def _runs_project_tests(paths: tuple[str, ...]) -> bool:
+    tests = project_tests_dir()
+    return tests is not None and any(Path(path).resolve() == tests.resolve() for path in paths)
 
 
 def project_tests_dir() -> Path | None:

@@ -246,3 +246,17 @@ def test_post_deploy_fills_the_production_sections_next_to_the_pre_deployment_ev
     assert "- Initial Status: ✅ Healthy" in report and "- [x] Manager initialized" in report
     assert "production (non-disruptive checks only)" in line_of(report, "**Environment**")
     assert "READY FOR PRODUCTION" not in report  # the scenarios still ran only on the embedded exchange
+
+
+def test_hypothesis_plugin_is_left_out_only_when_the_project_tests_are_not_run(tmp_path: Path) -> None:
+    from harness.verify import project_tests_dir, pytest_command, scenario_dir
+
+    def command(*paths: str) -> list[str]:
+        return pytest_command(paths, tmp_path, testnet=False, environment=None, exchange_url=None, symbols=None,
+                              workers="0", extra=())
+
+    assert "no:hypothesispytest" in command(str(scenario_dir()))
+    tests = project_tests_dir()
+    assert tests is not None, "run from a checkout: tests/ is the project's suite"
+    with_tests = command(str(tests), str(scenario_dir()))
+    assert "no:hypothesispytest" not in with_tests, with_tests
