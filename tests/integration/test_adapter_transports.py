@@ -21,7 +21,6 @@ from harness.core.outcome import LiquidationState
 from harness.exchanges.binance import BinanceFuturesOrderManager
 from harness.exchanges.sim import BinanceSimulator, SimBook
 
-TRANSPORTS = ("wire", "python-binance")
 # (transport, event loop): trading bots often run on uvloop, whose transports are not asyncio's classes
 LOOPS = [pytest.param("wire", "asyncio", id="wire-asyncio"),
          pytest.param("python-binance", "asyncio", id="python-binance-asyncio"),
