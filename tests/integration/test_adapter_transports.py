@@ -68,7 +68,7 @@ def flat(sim: BinanceSimulator) -> bool:
 
 @pytest.mark.parametrize(("transport", "loop"), LOOPS)
 def test_both_transports_flatten_the_account_with_the_same_requests(sim: BinanceSimulator, transport: str, loop: str,
-                                                                         tmp_path: Path) -> None:
+                                                                    tmp_path: Path) -> None:
     seed(sim)
     result, stats = run_on(loop, liquidate(sim, transport, tmp_path))
     assert result.state is LiquidationState.COMPLETED, result.errors
@@ -81,7 +81,7 @@ def test_both_transports_flatten_the_account_with_the_same_requests(sim: Binance
 
 @pytest.mark.parametrize(("transport", "loop"), LOOPS)
 def test_an_ambiguous_order_reply_is_looked_up_never_resent_blindly(sim: BinanceSimulator, transport: str, loop: str,
-                                                                          tmp_path: Path) -> None:
+                                                                    tmp_path: Path) -> None:
     seed(sim)
     sim.faults.unknown_status_executed(endpoint="new_order", symbol="BTCUSDT", times=1)
     result, _ = run_on(loop, liquidate(sim, transport, tmp_path))
@@ -93,7 +93,7 @@ def test_an_ambiguous_order_reply_is_looked_up_never_resent_blindly(sim: Binance
 
 @pytest.mark.parametrize(("transport", "loop"), LOOPS)
 def test_a_connection_reset_on_an_order_never_closes_twice(sim: BinanceSimulator, transport: str, loop: str,
-                                                                 tmp_path: Path) -> None:
+                                                           tmp_path: Path) -> None:
     seed(sim)
     sim.faults.connection_reset(endpoint="new_order", symbol="ETHUSDT", times=1)
     result, _ = run_on(loop, liquidate(sim, transport, tmp_path))
@@ -104,7 +104,7 @@ def test_a_connection_reset_on_an_order_never_closes_twice(sim: BinanceSimulator
 
 @pytest.mark.parametrize(("transport", "loop"), LOOPS)
 def test_hedge_mode_and_algo_orders_on_the_whole_account(sim: BinanceSimulator, transport: str, loop: str,
-                                                               tmp_path: Path) -> None:
+                                                         tmp_path: Path) -> None:
     sim.book.set_hedge_mode(True)
     sim.book.set_position("BTCUSDT", "0.010", position_side="LONG")
     sim.book.set_position("BTCUSDT", "-0.020", position_side="SHORT")

@@ -79,7 +79,7 @@ class _DevTools:
                 return message
 
 
-def _start(chromium: str, profile: Path) -> tuple[subprocess.Popen, str, list[str]]:
+def _start(chromium: str, profile: Path) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -108,7 +108,7 @@ def _start(chromium: str, profile: Path) -> tuple[subprocess.Popen, str, list[st
         process.wait(timeout=30)
         raise RuntimeError(f"Chromium (exit {process.returncode}) gave no DevTools endpoint within "
                            f"{_START_TIMEOUT_SECONDS} s: {''.join(log)[-2000:]}")
-    return process, browser_ws, log
+    return process, browser_ws
 
 
 async def _load_and_wait(tools: _DevTools, url: str, wanted: list[str]) -> str:
@@ -146,7 +146,7 @@ def render_until(chromium: str, url: str, wanted: list[str], profile: Path, *, t
     """Open ``url`` and wait up to ``timeout`` seconds for every text in ``wanted`` to be in its DOM.
 
     Returns the DOM and the texts still missing at the deadline (empty when all showed up)."""
-    process, browser_ws, _log = _start(chromium, profile)
+    process, browser_ws = _start(chromium, profile)
     try:
         return asyncio.run(_render(browser_ws, url, wanted, timeout))
     finally:
